@@ -1,0 +1,53 @@
+import { Type, Struct, StringEnum, NonNegativeInt, EnvVar, Conditions, type Static } from '../schema.ts';
+import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
+import { MemberResources, DeviceAssignment } from './workload.ts';
+
+export const TaskPhase = ['Pending', 'Bound', 'Running', 'Succeeded', 'Failed', 'Lost'] as const;
+
+export const TaskSpec = Struct({
+  gangName: Type.Optional(Type.String({ description: 'The GangSchedulingGroup (or InferenceService replica gang) this member belongs to.' })),
+  role: Type.Optional(Type.String()),
+  index: Type.Optional(NonNegativeInt('Rank within the gang.')),
+  worldSize: Type.Optional(NonNegativeInt('Members in the gang.')),
+  attempt: Type.Optional(NonNegativeInt('Which restart of the gang this Task belongs to.')),
+  nodeName: Type.Optional(Type.String({ description: 'The node the Task is bound to.' })),
+  devices: Type.Optional(Type.Array(DeviceAssignment)),
+  command: Type.Array(Type.String(), { minItems: 1 }),
+  args: Type.Optional(Type.Array(Type.String())),
+  workingDir: Type.Optional(Type.String()),
+  env: Type.Optional(Type.Array(EnvVar)),
+  resources: Type.Optional(MemberResources),
+  terminationGracePeriodSeconds: Type.Optional(NonNegativeInt('', { default: 30 })),
+});
+export type TaskSpec = Static<typeof TaskSpec>;
+
+export const TaskStatus = Struct({
+  phase: Type.Optional(StringEnum(TaskPhase)),
+  exitCode: Type.Optional(Type.Integer()),
+  signal: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+  pid: Type.Optional(Type.Integer()),
+  startTime: Type.Optional(Type.String({ format: 'date-time' })),
+  finishTime: Type.Optional(Type.String({ format: 'date-time' })),
+  logPath: Type.Optional(Type.String()),
+  conditions: Type.Optional(Conditions),
+  observedGeneration: Type.Optional(Type.Integer()),
+});
+
+export const Task: KindDefinition = {
+  group: GROUP, version: VERSION, kind: 'Task', plural: 'tasks', singular: 'task',
+  shortNames: ['tk'], namespaced: true, categories: [...CATEGORIES],
+  description: 'One running member of a gang: bound node and devices, process, phase, exit code.',
+  spec: TaskSpec, status: TaskStatus, specRequired: true,
+  selectableFields: ['spec.nodeName', 'spec.gangName', 'status.phase'],
+  columns: [
+    { name: 'Gang', type: 'string', description: 'Owning gang', jsonPath: '.spec.gangName' },
+    { name: 'Node', type: 'string', description: 'Bound node', jsonPath: '.spec.nodeName' },
+    { name: 'Phase', type: 'string', description: 'Phase', jsonPath: '.status.phase' },
+    { name: 'Exit', type: 'integer', description: 'Exit code', jsonPath: '.status.exitCode' },
+    { name: 'Devices', type: 'string', description: 'GPU indices', jsonPath: '.spec.devices[*].index', priority: 1,
+      value: (o) => ((o.spec as TaskSpec).devices ?? []).map((d) => d.index).join(',') },
+  ],
+};
+

@@ -1,0 +1,129 @@
+// The k8s4ai command line: one file per command, wired here.
+import { Command, Option } from 'commander';
+import { crdsYaml } from '../api/crd.ts';
+import { K8S4AI_VERSION, VERSION_INFO } from '../lib/version.ts';
+import { up } from './up.ts';
+import { apply } from './apply.ts';
+import { get } from './get.ts';
+import { describe } from './describe.ts';
+import { deleteCommand } from './delete.ts';
+import { tokenCreate, kubeconfig } from './token.ts';
+import { clientFor } from './context.ts';
+import { CliError } from './errors.ts';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function buildProgram(): Command {
+  const program = new Command('k8s4ai')
+    .description('An orchestration plane for AI and data workloads, with a Kubernetes-compatible API.')
+    .version(K8S4AI_VERSION, '--version')
+    .option('--kubeconfig <file>', 'kubeconfig to use (default: <data-dir>/kubeconfig)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--data-dir <dir>', 'state directory (default: $K8S4AI_HOME or ~/.k8s4ai)')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  const globals = () => program.opts<{ kubeconfig?: string; context?: string; dataDir?: string }>();
+
+  program
+    .command('up')
+    .description('run the control plane here: API server, SQLite store, demo fleet, kubeconfig')
+    .option('-p, --port <port>', 'port to listen on', '7070')
+    .option('--address <addr>', 'address to listen on; any non-loopback address serves TLS', '127.0.0.1')
+    .option('--store <url>', 'sqlite:///path.db, etcd://host:port or memory:// (default: SQLite in the data dir)')
+    .option('--fleet <file>', 'fleet file to register, "demo" or "none"', 'demo')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--log-file <file>', 'where logs go ("-" for stderr; default <data-dir>/k8s4ai.log)')
+    .action((o) => up({ ...o, dataDir: globals().dataDir }));
+
+  program
+    .command('apply')
+    .description('create or update objects from files, folders or stdin')
+    .requiredOption('-f, --filename <path>', 'file, folder or - (repeatable)', collect)
+    .option('-n, --namespace <ns>', 'namespace for objects that name none')
+    .option('--dry-run', 'validate on the server without saving')
+    .action((o) => apply({ ...globals(), ...o }));
+
+  program
+    .command('get')
+    .description('list objects (table), or print them with -o yaml|json|wide|name')
+    .argument('<kind-or-kind/name...>')
+    .option('-o, --output <format>', 'yaml, json, wide or name')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-A, --all-namespaces', 'every namespace')
+    .option('-l, --selector <selector>', 'label selector')
+    .option('--field-selector <selector>', 'field selector')
+    .option('-w, --watch', 'keep printing changes')
+    .action((args: string[], o) => get(args, { ...globals(), ...o }));
+
+  program
+    .command('describe')
+    .description('show an object in full: spec, status, conditions, events')
+    .argument('<kind-or-kind/name...>')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-l, --selector <selector>', 'label selector')
+    .action((args: string[], o) => describe(args, { ...globals(), ...o }));
+
+  program
+    .command('delete')
+    .description('delete objects by name, by -f manifests, or by -l selector')
+    .argument('[kind-or-kind/name...]')
+    .option('-f, --filename <path>', 'file, folder or - (repeatable)', collect)
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-l, --selector <selector>', 'label selector')
+    .option('--all', 'every object of the kind')
+    .option('--ignore-not-found', 'succeed when the object is absent')
+    .addOption(new Option('--cascade <mode>', 'dependents: background, foreground or orphan').choices(['background', 'foreground', 'orphan']).default('background'))
+    .action((args: string[], o) => deleteCommand(args, { ...globals(), ...o }));
+
+  program
+    .command('crds')
+    .description('print the CustomResourceDefinitions of every k8s4ai kind (apiextensions.k8s.io/v1)')
+    .action(() => {
+      process.stdout.write(crdsYaml());
+    });
+
+  program
+    .command('kubeconfig')
+    .description('print the kubeconfig (or one for --token, e.g. a tenant token)')
+    .option('--token <token>', 'token to put in it')
+    .option('-n, --namespace <ns>', 'default namespace of the context')
+    .action((o) => kubeconfig({ ...o, dataDir: globals().dataDir }));
+
+  const token = program.command('token').description('manage API tokens');
+  token
+    .command('create')
+    .description('create a token (printed once; stored hashed)')
+    .argument('<user>', 'who the token is for')
+    .option('-n, --namespace <ns>', 'namespace the token may use (repeatable)', collect)
+    .option('--admin', 'a cluster-wide admin token')
+    .action((user: string, o) => tokenCreate(user, { ...o, dataDir: globals().dataDir }));
+
+  program
+    .command('version')
+    .description('print the client and server versions')
+    .action(async () => {
+      console.log(`Client Version: ${VERSION_INFO.gitVersion}`);
+      const client = clientFor(globals());
+      try {
+        const v = await client.request<{ gitVersion: string }>('GET', '/version');
+        console.log(`Server Version: ${v.gitVersion}`);
+      } catch (err) {
+        console.log(`Server Version: unreachable (${(err as Error).message})`);
+      } finally {
+        await client.close();
+      }
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const message = err instanceof CliError ? err.message : `error: ${(err as Error).message}`;
+    process.stderr.write(`${message.split('\n')[0]}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  }
+}

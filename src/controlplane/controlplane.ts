@@ -1,0 +1,134 @@
+// The control plane that `k8s4ai up` runs: store, API server, controllers, demo fleet,
+// tokens and kubeconfig. Tests start the very same thing on a free port.
+import { mkdirSync, existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.ts';
+import { openStore } from '../store/index.ts';
+import { ALL_KINDS } from '../api/kinds/index.ts';
+import type { KubeObject } from '../api/meta.ts';
+import { Registry } from '../apiserver/registry.ts';
+import { createApiServer, type ApiServer } from '../apiserver/server.ts';
+import { TokenAuthenticator, addToken } from '../apiserver/auth.ts';
+import { ApiError } from '../apiserver/errors.ts';
+import { GarbageCollector } from '../controllers/garbagecollector.ts';
+import { NamespaceController } from '../controllers/namespace.ts';
+import { EventRecorder } from '../controllers/events.ts';
+import { loadFleet, expandFleet } from '../fleet/index.ts';
+import { servingCertificates } from '../lib/pki.ts';
+import { readKubeconfig, writeKubeconfig } from '../lib/kubeconfig.ts';
+import { kubeconfigPath, tokensPath, databasePath, pkiDir } from '../lib/paths.ts';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  port: number;
+  address: string;
+  /** Store URL; default: SQLite in the data dir. */
+  storeUrl?: string;
+  /** Fleet file to register, or undefined for none. */
+  fleetFile?: string;
+  logger: Logger;
+}
+
+export interface ControlPlane {
+  url: string;
+  kubeconfig: string;
+  registry: Registry;
+  store: Store;
+  server: ApiServer;
+  /** Objects the fleet registration created on this start (0 on a restart). */
+  fleetCreated: number;
+  fleetTotal: number;
+  close(): Promise<void>;
+}
+
+const isLoopback = (address: string) => address === 'localhost' || address === '::1' || /^127\./.test(address);
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.logger;
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  // Read the fleet first: a bad fleet file stops `up` before anything is written.
+  const fleetObjects = opts.fleetFile ? expandFleet(loadFleet(opts.fleetFile)) : [];
+
+  const store = await openStore(opts.storeUrl ?? `sqlite://${databasePath(opts.dataDir)}`);
+  const registry = new Registry(store, ALL_KINDS);
+  await registry.bootstrap();
+
+  const tls = isLoopback(opts.address) ? undefined : servingCertificates(pkiDir(opts.dataDir), [opts.address].filter((a) => isIP(a) || a !== '0.0.0.0'));
+  const server = createApiServer({
+    registry,
+    authenticator: new TokenAuthenticator(tokensPath(opts.dataDir)),
+    logger: log,
+    ...(tls ? { https: { key: tls.keyPem, cert: tls.certPem } } : {}),
+  });
+  await server.listen(opts.port, opts.address);
+  const port = (server.app.server.address() as { port: number }).port;
+  const host = opts.address === '0.0.0.0' || opts.address === '::' ? '127.0.0.1' : opts.address;
+  const url = `${tls ? 'https' : 'http'}://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+
+  const kubeconfig = kubeconfigPath(opts.dataDir);
+  const token = adminToken(opts.dataDir, kubeconfig);
+  writeKubeconfig(kubeconfig, { server: url, token, caPem: tls?.caPem });
+
+  const gc = new GarbageCollector(registry, log.child({ component: 'garbage-collector' }));
+  const namespaces = new NamespaceController(registry, log.child({ component: 'namespace-controller' }));
+  await gc.start();
+  await namespaces.start();
+
+  const fleetCreated = await registerFleet(registry, fleetObjects, new EventRecorder(registry, 'k8s4ai-up'), log);
+  log.info({ url, dataDir: opts.dataDir, store: store.name, fleetCreated }, 'control plane started');
+
+  return {
+    url,
+    kubeconfig,
+    registry,
+    store,
+    server,
+    fleetCreated,
+    fleetTotal: fleetObjects.length,
+    async close() {
+      gc.stop();
+      namespaces.stop();
+      await server.close();
+      await store.close();
+      log.info('control plane stopped');
+    },
+  };
+}
+
+/** The admin token in the existing kubeconfig if it is still valid, else a new one. */
+function adminToken(dataDir: string, kubeconfig: string): string {
+  if (existsSync(kubeconfig)) {
+    try {
+      const token = readKubeconfig(kubeconfig).token;
+      if (token) {
+        new TokenAuthenticator(tokensPath(dataDir)).authenticate(`Bearer ${token}`);
+        return token;
+      }
+    } catch {
+      // unreadable or revoked: issue a fresh admin token below
+    }
+  }
+  return addToken(tokensPath(dataDir), 'admin', ['*']);
+}
+
+/**
+ * Registers the fleet's objects that do not exist yet. Existing objects are left as they
+ * are, so a restart finds every object as it was, edits included.
+ */
+async function registerFleet(registry: Registry, objects: KubeObject[], events: EventRecorder, log: Logger): Promise<number> {
+  let created = 0;
+  for (const obj of objects) {
+    const def = registry.findByKind(obj.apiVersion, obj.kind);
+    if (!def) throw new Error(`fleet: unknown kind ${obj.apiVersion}/${obj.kind}`);
+    try {
+      const stored = await registry.create(def, obj.metadata.namespace, obj, { keepStatus: true });
+      created++;
+      if (def.kind === 'Node') await events.record(stored, 'Normal', 'Registered', `Node ${stored.metadata.name} registered from the fleet file`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+    }
+  }
+  if (created) log.info({ created }, 'fleet registered');
+  return created;
+}
