@@ -13,6 +13,7 @@ export interface UpOptions {
   fleet: string;
   logLevel?: string;
   logFile?: string;
+  insecureHttp?: boolean;
 }
 
 export async function up(opts: UpOptions): Promise<void> {
@@ -22,7 +23,7 @@ export async function up(opts: UpOptions): Promise<void> {
   const logFile = opts.logFile ?? logPath(dir);
   const logger = createLogger({ level: opts.logLevel, file: logFile });
   const fleetFile = opts.fleet === 'none' ? undefined : opts.fleet === 'demo' ? FLEET_DEMO_PATH : opts.fleet;
-  const cp = await startControlPlane({ dataDir: dir, port, address: opts.address, storeUrl: opts.store, fleetFile, logger });
+  const cp = await startControlPlane({ dataDir: dir, port, address: opts.address, storeUrl: opts.store, fleetFile, logger, insecureHttp: opts.insecureHttp });
 
   const kc = cp.kubeconfig;
   const fleetLine = fleetFile

@@ -25,6 +25,11 @@ export interface ControlPlaneOptions {
   address: string;
   /** Store URL; default: SQLite in the data dir. */
   storeUrl?: string;
+  /**
+   * Serve plain HTTP (loopback only). Off by default: kubectl sends bearer tokens only
+   * over TLS, so `up` serves TLS with its own CA, which the kubeconfig carries.
+   */
+  insecureHttp?: boolean;
   /** Fleet file to register, or undefined for none. */
   fleetFile?: string;
   logger: Logger;
@@ -54,7 +59,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new Registry(store, ALL_KINDS);
   await registry.bootstrap();
 
-  const tls = isLoopback(opts.address) ? undefined : servingCertificates(pkiDir(opts.dataDir), [opts.address].filter((a) => isIP(a) || a !== '0.0.0.0'));
+  if (opts.insecureHttp && !isLoopback(opts.address)) {
+    throw new Error(`plain HTTP is allowed on loopback only; ${opts.address} is served with TLS (drop --insecure-http)`);
+  }
+  const tls = opts.insecureHttp ? undefined : servingCertificates(pkiDir(opts.dataDir), [opts.address].filter((a) => a !== '0.0.0.0' && a !== '::'));
   const server = createApiServer({
     registry,
     authenticator: new TokenAuthenticator(tokensPath(opts.dataDir)),

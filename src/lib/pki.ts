@@ -4,12 +4,23 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 
 export interface ServingCerts {
   caPem: string;
   certPem: string;
   keyPem: string;
+}
+
+/** RSA keys from Node's native crypto (forge's pure-JS generation takes seconds). */
+function newKeyPair(): { publicKey: forge.pki.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privatePem: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { publicKey: forge.pki.publicKeyFromPem(publicKey), privateKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey, privatePem: privateKey };
 }
 
 function newCertificate(publicKey: forge.pki.PublicKey, years: number): forge.pki.Certificate {
@@ -28,7 +39,7 @@ function loadOrCreateCa(dir: string): { cert: forge.pki.Certificate; key: forge.
     const pem = readFileSync(certFile, 'utf8');
     return { cert: forge.pki.certificateFromPem(pem), key: forge.pki.privateKeyFromPem(readFileSync(keyFile, 'utf8')) as forge.pki.rsa.PrivateKey, pem };
   }
-  const keys = forge.pki.rsa.generateKeyPair(2048);
+  const keys = newKeyPair();
   const cert = newCertificate(keys.publicKey, 10);
   const attrs = [{ name: 'commonName', value: 'k8s4ai-ca' }];
   cert.setSubject(attrs);
@@ -41,18 +52,20 @@ function loadOrCreateCa(dir: string): { cert: forge.pki.Certificate; key: forge.
   const pem = forge.pki.certificateToPem(cert);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(certFile, pem);
-  writeFileSync(keyFile, forge.pki.privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  writeFileSync(keyFile, keys.privatePem, { mode: 0o600 });
   return { cert, key: keys.privateKey, pem };
 }
 
 /** A serving certificate for `addresses` (plus localhost and this host), signed by the data dir's CA. */
 export function servingCertificates(dir: string, addresses: string[]): ServingCerts {
   const ca = loadOrCreateCa(dir);
-  const keys = forge.pki.rsa.generateKeyPair(2048);
+  const names = [...new Set([...addresses, '127.0.0.1', 'localhost', hostname()])];
+  const reused = reuseServing(dir, ca.pem, names);
+  if (reused) return reused;
+  const keys = newKeyPair();
   const cert = newCertificate(keys.publicKey, 1);
   cert.setSubject([{ name: 'commonName', value: 'k8s4ai-apiserver' }]);
   cert.setIssuer(ca.cert.subject.attributes);
-  const names = [...new Set([...addresses, '127.0.0.1', 'localhost', hostname()])];
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -60,5 +73,22 @@ export function servingCertificates(dir: string, addresses: string[]): ServingCe
     { name: 'subjectAltName', altNames: names.map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
   ]);
   cert.sign(ca.key, forge.md.sha256.create());
-  return { caPem: ca.pem, certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+  const out = { caPem: ca.pem, certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem };
+  writeFileSync(join(dir, 'apiserver.crt'), out.certPem);
+  writeFileSync(join(dir, 'apiserver.key'), out.keyPem, { mode: 0o600 });
+  return out;
+}
+
+/** The serving certificate from an earlier start, if it still covers these names for a while. */
+function reuseServing(dir: string, caPem: string, names: string[]): ServingCerts | undefined {
+  const certFile = join(dir, 'apiserver.crt');
+  const keyFile = join(dir, 'apiserver.key');
+  if (!existsSync(certFile) || !existsSync(keyFile)) return undefined;
+  const certPem = readFileSync(certFile, 'utf8');
+  const x509 = new X509Certificate(certPem);
+  const san = x509.subjectAltName ?? '';
+  const covers = names.every((n) => san.includes(isIP(n) ? `IP Address:${n}` : `DNS:${n}`));
+  const fresh = Date.parse(x509.validTo) - Date.now() > 30 * 24 * 3600 * 1000;
+  if (!covers || !fresh || !x509.checkIssued(new X509Certificate(caPem))) return undefined;
+  return { caPem, certPem, keyPem: readFileSync(keyFile, 'utf8') };
 }
