@@ -64,6 +64,18 @@ export const Condition = Struct({
 
 export const Conditions = Type.Array(Condition, { description: 'Current conditions, one per type.' });
 
+/** A status: the kind's own observed fields plus the conditions and observedGeneration every status has. */
+export function StatusStruct<T extends TProperties>(properties: T, options: ObjectOptions = {}) {
+  return Struct(
+    {
+      ...properties,
+      conditions: Type.Optional(Conditions),
+      observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation this status reflects.' })),
+    },
+    options,
+  );
+}
+
 /** A label selector in metav1.LabelSelector form. */
 export const LabelSelector = Struct({
   matchLabels: Type.Optional(StringMap()),

@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, CapabilitySelector, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, CapabilitySelector, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 const MigProfile = Struct({
@@ -35,11 +35,9 @@ export const AcceleratorClassSpec = Struct({
 });
 export type AcceleratorClassSpec = Static<typeof AcceleratorClassSpec>;
 
-export const AcceleratorClassStatus = Struct({
+export const AcceleratorClassStatus = StatusStruct({
   devices: Type.Optional(NonNegativeInt('Devices in the cluster that belong to this class.')),
   allocatedDevices: Type.Optional(NonNegativeInt('Whole-device equivalents allocated.')),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const AcceleratorClass: KindDefinition = {

@@ -1,4 +1,4 @@
-import { Type, Struct, StringEnum, NonNegativeInt, PositiveInt, Duration, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, StringEnum, NonNegativeInt, PositiveInt, Duration, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const CheckpointPolicySpec = Struct({
@@ -27,13 +27,11 @@ export const CheckpointPolicySpec = Struct({
 });
 export type CheckpointPolicySpec = Static<typeof CheckpointPolicySpec>;
 
-export const CheckpointPolicyStatus = Struct({
+export const CheckpointPolicyStatus = StatusStruct({
   intervalSeconds: Type.Optional(Type.Number({ minimum: 0 })),
   intervalReason: Type.Optional(Type.String()),
   observedMTBFSeconds: Type.Optional(Type.Number({ minimum: 0 })),
   measuredCheckpointSeconds: Type.Optional(Type.Number({ minimum: 0 })),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const CheckpointPolicy: KindDefinition = {

@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, Duration, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, Duration, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const RoutingPolicies = ['k8s4ai', 'round-robin', 'least-loaded', 'sglang', 'llm-d'] as const;
@@ -37,7 +37,7 @@ export const ContentRouterSpec = Struct({
 });
 export type ContentRouterSpec = Static<typeof ContentRouterSpec>;
 
-export const ContentRouterStatus = Struct({
+export const ContentRouterStatus = StatusStruct({
   url: Type.Optional(Type.String()),
   readyBackends: Type.Optional(NonNegativeInt('Backends passing health checks.')),
   backends: Type.Optional(Type.Array(Struct({
@@ -47,8 +47,6 @@ export const ContentRouterStatus = Struct({
   }))),
   blockHitRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   tokenHitRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const ContentRouter: KindDefinition = {

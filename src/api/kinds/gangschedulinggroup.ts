@@ -1,4 +1,4 @@
-import { Type, Struct, StringEnum, NonNegativeInt, PositiveInt, Duration, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, StringEnum, NonNegativeInt, PositiveInt, Duration, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, readPath, type KindDefinition, type PrinterColumn } from '../kind.ts';
 import type { KubeObject } from '../meta.ts';
 import { MemberTemplate, DeviceAssignment, GangPhase, SchedulingPriority } from './workload.ts';
@@ -31,7 +31,7 @@ export const MemberPlacement = Struct({
   reason: Type.Optional(Type.String({ description: 'Why this node and these devices (warm weights, NVLink island…).' })),
 });
 
-export const GangSchedulingGroupStatus = Struct({
+export const GangSchedulingGroupStatus = StatusStruct({
   phase: Type.Optional(StringEnum(GangPhase)),
   placements: Type.Optional(Type.Array(MemberPlacement)),
   gpus: Type.Optional(Type.Number({ minimum: 0, description: 'GPU-equivalents the gang holds or asks for.' })),
@@ -47,8 +47,6 @@ export const GangSchedulingGroupStatus = Struct({
     sizeBytes: NonNegativeInt(''),
     nodes: Type.Array(Type.String()),
   })),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 /** GPU-equivalents a gang asks for: whole GPUs plus fractions (computeMilli) of shared ones. */

@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 import { MemberTemplate, SchedulingPriority } from './workload.ts';
 
@@ -22,12 +22,10 @@ export const InferenceServiceSpec = Struct({
 });
 export type InferenceServiceSpec = Static<typeof InferenceServiceSpec>;
 
-export const InferenceServiceStatus = Struct({
+export const InferenceServiceStatus = StatusStruct({
   replicas: Type.Optional(NonNegativeInt('')),
   readyReplicas: Type.Optional(NonNegativeInt('')),
   endpoints: Type.Optional(Type.Array(Type.String())),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const InferenceService: KindDefinition = {

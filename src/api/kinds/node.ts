@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, Conditions, StringMap, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, StatusStruct, StringMap, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 import type { KubeObject, Condition } from '../meta.ts';
 
@@ -40,7 +40,7 @@ export const NodeSpec = Struct({
 });
 export type NodeSpec = Static<typeof NodeSpec>;
 
-export const NodeStatus = Struct({
+export const NodeStatus = StatusStruct({
   addresses: Type.Optional(Type.Array(Struct({
     type: StringEnum(['InternalIP', 'ExternalIP', 'Hostname'] as const),
     address: Type.String(),
@@ -61,8 +61,6 @@ export const NodeStatus = Struct({
     operatingSystem: Type.Optional(Type.String()),
     simulated: Type.Optional(Type.Boolean()),
   })),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 export type NodeStatus = Static<typeof NodeStatus>;
 

@@ -1,4 +1,4 @@
-import { Type, Struct, StringEnum, NonNegativeInt, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, StringEnum, NonNegativeInt, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const QueueSpec = Struct({
@@ -17,12 +17,10 @@ export const QueueSpec = Struct({
 });
 export type QueueSpec = Static<typeof QueueSpec>;
 
-export const QueueStatus = Struct({
+export const QueueStatus = StatusStruct({
   pendingGangs: Type.Optional(NonNegativeInt('')),
   admittedGangs: Type.Optional(NonNegativeInt('')),
   usage: Type.Optional(Type.Array(Struct({ acceleratorClassName: Type.String(), gpus: Type.Number({ minimum: 0 }) }))),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const Queue: KindDefinition = {

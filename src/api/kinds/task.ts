@@ -1,4 +1,4 @@
-import { Type, Struct, StringEnum, NonNegativeInt, EnvVar, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, StringEnum, NonNegativeInt, EnvVar, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 import { MemberResources, DeviceAssignment } from './workload.ts';
 
@@ -21,7 +21,7 @@ export const TaskSpec = Struct({
 });
 export type TaskSpec = Static<typeof TaskSpec>;
 
-export const TaskStatus = Struct({
+export const TaskStatus = StatusStruct({
   phase: Type.Optional(StringEnum(TaskPhase)),
   exitCode: Type.Optional(Type.Integer()),
   signal: Type.Optional(Type.String()),
@@ -31,8 +31,6 @@ export const TaskStatus = Struct({
   startTime: Type.Optional(Type.String({ format: 'date-time' })),
   finishTime: Type.Optional(Type.String({ format: 'date-time' })),
   logPath: Type.Optional(Type.String()),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const Task: KindDefinition = {

@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, TopologyLevel, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, TopologyLevel, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const TopologyDomainSpec = Struct({
@@ -14,12 +14,10 @@ export const TopologyDomainSpec = Struct({
 });
 export type TopologyDomainSpec = Static<typeof TopologyDomainSpec>;
 
-export const TopologyDomainStatus = Struct({
+export const TopologyDomainStatus = StatusStruct({
   nodes: Type.Optional(NonNegativeInt('Nodes inside the domain.')),
   gpus: Type.Optional(NonNegativeInt('GPUs inside the domain.')),
   freeGpus: Type.Optional(NonNegativeInt('Whole GPUs free inside the domain.')),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const TopologyDomain: KindDefinition = {

@@ -1,4 +1,4 @@
-import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, Duration, CapabilitySelector, Conditions, type Static } from '../schema.ts';
+import { Type, Struct, Quantity, StringEnum, NonNegativeInt, PositiveInt, Duration, CapabilitySelector, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const ModelWeights = Struct({
@@ -24,7 +24,7 @@ export const VRAMPoolSpec = Struct({
 });
 export type VRAMPoolSpec = Static<typeof VRAMPoolSpec>;
 
-export const VRAMPoolStatus = Struct({
+export const VRAMPoolStatus = StatusStruct({
   phase: Type.Optional(StringEnum(['Pending', 'Bound', 'Released', 'Lost'] as const)),
   boundDevices: Type.Optional(Type.Array(Struct({
     nodeName: Type.String(),
@@ -41,8 +41,6 @@ export const VRAMPoolStatus = Struct({
     loadedTime: Type.Optional(Type.String({ format: 'date-time' })),
   }))),
   lastUsedTime: Type.Optional(Type.String({ format: 'date-time' })),
-  conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer()),
 });
 
 export const VRAMPool: KindDefinition = {
