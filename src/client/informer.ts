@@ -94,6 +94,9 @@ export class Informer {
         });
         await this.watch.done;
         if (gone) needList = true;
+        // The server ended the stream (timeout, restart, dropped connection): pause before
+        // re-watching from the last revision so a restarting server is not hammered.
+        else if (!this.stopped) await new Promise((r) => setTimeout(r, this.retryMs));
       } catch (err) {
         if (err instanceof ClientError && err.statusCode === 410) needList = true;
         else {

@@ -23,8 +23,8 @@ import { readKubeconfig, writeKubeconfig } from '../../src/lib/kubeconfig.ts';
 import { databasePath, tokensPath } from '../../src/lib/paths.ts';
 
 export interface TestControlPlaneOptions {
-  /** Backing store; default memory. */
-  store?: 'memory' | 'sqlite';
+  /** Backing store; default memory. An `etcd://…` URL uses that etcd. */
+  store?: 'memory' | 'sqlite' | `etcd://${string}`;
   /** A fleet file to register on start; default none. */
   fleet?: string;
   /** Log level for the control plane's log file (`<dir>/log`); default warn. */
@@ -71,7 +71,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
       dataDir: dir,
       port: 0,
       address: '127.0.0.1',
-      storeUrl: opts.store === 'sqlite' ? `sqlite://${databasePath(dir)}` : 'memory://',
+      storeUrl: opts.store === 'sqlite' ? `sqlite://${databasePath(dir)}` : opts.store?.startsWith('etcd://') ? opts.store : 'memory://',
       fleetFile: opts.fleet,
       logger,
     });
