@@ -350,7 +350,7 @@ describe('watch over HTTP', () => {
   let api: TestApi;
   let base: string;
   before(async () => {
-    api = await startTestApi();
+    api = await startTestApi({ bookmarkIntervalMs: 50 });
     base = await api.server.listen(0, '127.0.0.1');
   });
   after(async () => {
@@ -415,6 +415,22 @@ describe('watch over HTTP', () => {
     const status = (await res.json()) as { code: number; reason: string };
     assert.equal(status.code, 410);
     assert.equal(status.reason, 'Expired');
+  });
+
+  test('bookmarks carry the latest revision when the client allows them', async () => {
+    const listed = (await api.call('GET', GANGS)).body.metadata.resourceVersion;
+    const w = await openWatch(`${GANGS}?watch=true&resourceVersion=${listed}&allowWatchBookmarks=true`);
+    const created = (await api.call('POST', GANGS, gang('marked'))).body;
+    await waitFor(async () => w.events.some((e) => e.type === 'BOOKMARK' && e.object.metadata.resourceVersion === created.metadata.resourceVersion));
+    w.close();
+    const bookmark = w.events.find((e) => e.type === 'BOOKMARK');
+    assert.deepEqual(Object.keys(bookmark.object.metadata), ['resourceVersion']);
+    const plain = await openWatch(`${GANGS}?watch=true&resourceVersion=${listed}`);
+    await api.call('POST', GANGS, gang('unmarked'));
+    await waitFor(async () => plain.events.length >= 2);
+    await new Promise((r) => setTimeout(r, 120));
+    plain.close();
+    assert.ok(plain.events.every((e) => e.type !== 'BOOKMARK'), 'no bookmarks unless asked');
   });
 
   test('a Table watch sends one-row tables', async () => {

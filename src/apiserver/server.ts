@@ -36,6 +36,8 @@ export interface ApiServerOptions {
   logger: Logger;
   metrics?: MetricsRegistry;
   https?: { key: string; cert: string };
+  /** How often watches that allow bookmarks get one (default 15 s). */
+  bookmarkIntervalMs?: number;
 }
 
 declare module 'fastify' {
@@ -321,7 +323,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     if (bookmarks) {
       bookmarkTimer = setInterval(() => {
         write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(lastRevision) } } })}\n`);
-      }, BOOKMARK_INTERVAL_MS);
+      }, opts.bookmarkIntervalMs ?? BOOKMARK_INTERVAL_MS);
     }
   }
 

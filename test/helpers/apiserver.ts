@@ -19,7 +19,7 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { historyRevisions?: number } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { historyRevisions?: number; bookmarkIntervalMs?: number } = {}): Promise<TestApi> {
   const store = await createMemoryStore({ historyRevisions: opts.historyRevisions });
   const registry = new Registry(store, ALL_KINDS);
   await registry.bootstrap();
@@ -30,6 +30,7 @@ export async function startTestApi(opts: { historyRevisions?: number } = {}): Pr
       { user: 'tenant', sha256: hashToken(TENANT_TOKEN), namespaces: ['team-a'] },
     ]),
     logger: createLogger({ level: 'silent' }),
+    bookmarkIntervalMs: opts.bookmarkIntervalMs,
   });
   return {
     store,
