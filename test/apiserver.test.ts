@@ -339,6 +339,22 @@ describe('API server', () => {
     assert.deepEqual(nodes.rows[0].cells.slice(0, 5), ['n1', 'h100-sxm-80gb', 2, 1, 'True']);
   });
 
+  test('events older than the TTL are deleted; recent ones stay', async () => {
+    const { EventTTLController } = await import('../src/controllers/eventttl.ts');
+    const { createLogger } = await import('../src/lib/logger.ts');
+    const event = (name: string, lastTimestamp: string) => ({
+      apiVersion: 'v1', kind: 'Event', metadata: { name }, involvedObject: { kind: 'GangSchedulingGroup', name: 'x', namespace: 'default' },
+      reason: 'Test', message: name, type: 'Normal', lastTimestamp,
+    });
+    const now = Date.parse('2026-01-01T12:00:00Z');
+    await api.call('POST', '/api/v1/namespaces/default/events', event('old', '2026-01-01T10:00:00Z'));
+    await api.call('POST', '/api/v1/namespaces/default/events', event('recent', '2026-01-01T11:30:00Z'));
+    const ttl = new EventTTLController(api.registry, createLogger({ level: 'silent' }), 60 * 60 * 1000);
+    assert.equal(await ttl.sweep(now), 1);
+    assert.equal((await api.call('GET', '/api/v1/namespaces/default/events/old')).status, 404);
+    assert.equal((await api.call('GET', '/api/v1/namespaces/default/events/recent')).status, 200);
+  });
+
   test('metrics are served in Prometheus format', async () => {
     const res = await api.call('GET', '/metrics');
     assert.equal(res.status, 200);

@@ -14,6 +14,7 @@ import { ApiError } from '../apiserver/errors.ts';
 import { GarbageCollector } from '../controllers/garbagecollector.ts';
 import { NamespaceController } from '../controllers/namespace.ts';
 import { EventRecorder } from '../controllers/events.ts';
+import { EventTTLController } from '../controllers/eventttl.ts';
 import { loadFleet, expandFleet } from '../fleet/index.ts';
 import { servingCertificates } from '../lib/pki.ts';
 import { readKubeconfig, writeKubeconfig } from '../lib/kubeconfig.ts';
@@ -80,8 +81,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const gc = new GarbageCollector(registry, log.child({ component: 'garbage-collector' }));
   const namespaces = new NamespaceController(registry, log.child({ component: 'namespace-controller' }));
+  const eventTtl = new EventTTLController(registry, log.child({ component: 'event-ttl' }));
   await gc.start();
   await namespaces.start();
+  eventTtl.start();
 
   const fleetCreated = await registerFleet(registry, fleetObjects, new EventRecorder(registry, 'k8s4ai-up'), log);
   log.info({ url, dataDir: opts.dataDir, store: store.name, fleetCreated }, 'control plane started');
@@ -97,6 +100,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     async close() {
       gc.stop();
       namespaces.stop();
+      eventTtl.stop();
       await server.close();
       await store.close();
       log.info('control plane stopped');
