@@ -1,7 +1,7 @@
 // Bearer-token authentication and namespace-scoped authorization. Tokens are stored
 // only as SHA-256 hashes (`<data-dir>/tokens.json`); the file is re-read when it changes,
 // so `k8s4ai token create` takes effect without a restart.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, statSync, existsSync, renameSync } from 'node:fs';
 import { ApiError } from './errors.ts';
 
@@ -23,30 +23,45 @@ export interface Principal {
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 export const generateToken = () => `k8s4ai_${randomBytes(24).toString('base64url')}`;
 
+/** How long a look at the tokens file stays good; a new token works within this time. */
+const RECHECK_MS = 1000;
+
 export class TokenAuthenticator {
-  private entries: TokenEntry[] = [];
+  private byHash = new Map<string, TokenEntry>();
   private loadedMtime = -1;
+  private checkedAt = 0;
   constructor(private readonly file?: string, entries: TokenEntry[] = []) {
-    this.entries = entries;
+    this.index(entries);
   }
 
-  private refresh(): void {
-    if (!this.file || !existsSync(this.file)) return;
+  private index(entries: TokenEntry[]): void {
+    this.byHash = new Map(entries.map((e) => [e.sha256, e]));
+  }
+
+  private refresh(force: boolean): void {
+    if (!this.file) return;
+    const now = Date.now();
+    if (!force && now - this.checkedAt < RECHECK_MS) return;
+    this.checkedAt = now;
+    if (!existsSync(this.file)) return;
     const mtime = statSync(this.file).mtimeMs;
     if (mtime === this.loadedMtime) return;
-    this.entries = (JSON.parse(readFileSync(this.file, 'utf8')) as { tokens: TokenEntry[] }).tokens;
+    this.index((JSON.parse(readFileSync(this.file, 'utf8')) as { tokens: TokenEntry[] }).tokens);
     this.loadedMtime = mtime;
   }
 
   authenticate(authorization: string | undefined): Principal {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new ApiError('Unauthorized', 'Unauthorized: a bearer token is required (see the kubeconfig that `k8s4ai up` wrote)');
-    this.refresh();
-    const digest = Buffer.from(hashToken(m[1]!), 'hex');
-    const entry = this.entries.find((e) => {
-      const candidate = Buffer.from(e.sha256, 'hex');
-      return candidate.length === digest.length && timingSafeEqual(candidate, digest);
-    });
+    this.refresh(false);
+    const digest = hashToken(m[1]!);
+    // Looking up a SHA-256 of the token leaks nothing useful through timing: an attacker
+    // cannot steer the hash. An unknown token forces one re-read, so new tokens work at once.
+    let entry = this.byHash.get(digest);
+    if (!entry) {
+      this.refresh(true);
+      entry = this.byHash.get(digest);
+    }
     if (!entry) throw new ApiError('Unauthorized', 'Unauthorized: the bearer token is not valid');
     return { user: entry.user, admin: entry.namespaces.includes('*'), namespaces: new Set(entry.namespaces) };
   }

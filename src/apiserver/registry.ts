@@ -72,18 +72,63 @@ export class Registry {
   readonly store: Store;
   readonly kinds: readonly KindDefinition[];
   private readonly validators = new Map<KindDefinition, KindValidator>();
+  /**
+   * Namespaces known to exist, kept from a watch, so that a create does not read its
+   * namespace from the store. A miss still reads the store (a namespace created a moment
+   * ago may not have reached the watch yet).
+   */
+  private readonly namespaceCache = new Map<string, { terminating: boolean }>();
+  private namespaceWatch?: Watch;
+  private closed = false;
 
   constructor(store: Store, kinds: readonly KindDefinition[]) {
     this.store = store;
     this.kinds = kinds;
   }
 
-  /** Makes sure `default` exists, as a new cluster has it. */
+  /** Makes sure `default` exists, as a new cluster has it, and starts the namespace cache. */
   async bootstrap(): Promise<void> {
     try {
       await this.create(Namespace, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEFAULT_NAMESPACE } });
     } catch (err) {
       if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+    }
+    await this.syncNamespaces();
+  }
+
+  /** Stops the registry's own watches. */
+  close(): void {
+    this.closed = true;
+    this.namespaceWatch?.close();
+  }
+
+  private async syncNamespaces(): Promise<void> {
+    if (this.closed) return;
+    const prefix = this.prefix(Namespace);
+    const remember = (kv: KeyValue) => {
+      const ns = this.decode(kv);
+      this.namespaceCache.set(ns.metadata.name, { terminating: Boolean(ns.metadata.deletionTimestamp) });
+    };
+    try {
+      const list = await this.store.list(prefix);
+      this.namespaceCache.clear();
+      list.items.forEach(remember);
+      this.namespaceWatch = await this.store.watch(
+        prefix,
+        {
+          onEvent: (e) => (e.type === 'delete' ? this.namespaceCache.delete(e.kv.key.slice(prefix.length)) : remember(e.kv)),
+          onError: () => {
+            // Without a watch the cache would go stale: drop it and sync again shortly.
+            this.namespaceCache.clear();
+            setTimeout(() => void this.syncNamespaces(), 500).unref();
+          },
+        },
+        { afterRevision: list.revision },
+      );
+      if (this.closed) this.namespaceWatch.close();
+    } catch {
+      this.namespaceCache.clear();
+      setTimeout(() => void this.syncNamespaces(), 500).unref();
     }
   }
 
@@ -286,6 +331,7 @@ export class Registry {
   }
 
   private async requireActiveNamespace(ns: string): Promise<void> {
+    if (this.namespaceCache.get(ns)?.terminating === false) return;
     const kv = await this.store.get(this.key(Namespace, undefined, ns));
     if (!kv) throw new ApiError('NotFound', `namespaces "${ns}" not found`, { name: ns, kind: 'namespaces' });
     const nsObj = this.decode(kv);

@@ -102,6 +102,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       namespaces.stop();
       eventTtl.stop();
       await server.close();
+      registry.close();
       await store.close();
       log.info('control plane stopped');
     },

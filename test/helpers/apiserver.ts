@@ -57,6 +57,7 @@ export async function startTestApi(opts: { historyRevisions?: number; bookmarkIn
     },
     async close() {
       await server.close();
+      registry.close();
       await store.close();
     },
   };
