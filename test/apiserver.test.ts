@@ -225,6 +225,18 @@ describe('API server', () => {
     assert.equal(malformed.status, 400);
   });
 
+  test('deletecollection deletes what the selector matches and nothing else', async () => {
+    await api.call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sweep' } });
+    for (const [name, tier] of [['dc-1', 'a'], ['dc-2', 'a'], ['dc-3', 'b']]) {
+      await api.call('POST', `${G}/namespaces/sweep/gangschedulinggroups`, { ...gang(name!), metadata: { name, labels: { tier } } });
+    }
+    const res = await api.call('DELETE', `${G}/namespaces/sweep/gangschedulinggroups?labelSelector=tier%3Da`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.items.map((o: any) => o.metadata.name).sort(), ['dc-1', 'dc-2']);
+    const left = (await api.call('GET', `${G}/namespaces/sweep/gangschedulinggroups`)).body.items.map((o: any) => o.metadata.name);
+    assert.deepEqual(left, ['dc-3']);
+  });
+
   test('lists page with limit and continue at one revision', async () => {
     await api.call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'paging' } });
     for (let i = 0; i < 7; i++) await api.call('POST', `${G}/namespaces/paging/gangschedulinggroups`, gang(`p-${i}`));
