@@ -7,7 +7,7 @@ import type { Store } from '../store/store.ts';
 import { openStore } from '../store/index.ts';
 import { ALL_KINDS } from '../api/kinds/index.ts';
 import type { KubeObject } from '../api/meta.ts';
-import { Registry } from '../apiserver/registry.ts';
+import { Registry, timestamp } from '../apiserver/registry.ts';
 import { createApiServer, type ApiServer } from '../apiserver/server.ts';
 import { TokenAuthenticator, addToken } from '../apiserver/auth.ts';
 import { ApiError } from '../apiserver/errors.ts';
@@ -135,6 +135,10 @@ async function registerFleet(registry: Registry, objects: KubeObject[], events: 
     const def = registry.findByKind(obj.apiVersion, obj.kind);
     if (!def) throw new Error(`fleet: unknown kind ${obj.apiVersion}/${obj.kind}`);
     try {
+      // The fleet file is timeless; the conditions it declares start holding now.
+      const now = timestamp();
+      const status = obj.status as { conditions?: { lastTransitionTime?: string }[] } | undefined;
+      for (const c of status?.conditions ?? []) c.lastTransitionTime ??= now;
       const stored = await registry.create(def, obj.metadata.namespace, obj, { keepStatus: true });
       created++;
       if (def.kind === 'Node') await events.record(stored, 'Normal', 'Registered', `Node ${stored.metadata.name} registered from the fleet file`);
