@@ -101,6 +101,18 @@ export function buildProgram(): Command {
     .action((user: string, o) => tokenCreate(user, { ...o, dataDir: globals().dataDir }));
 
   program
+    .command('bench')
+    .description('run a benchmark (api, …): prints a table, writes bench/results/<name>.json')
+    .argument('[name]', 'benchmark name')
+    .argument('[args...]', 'its options (see --help of each)')
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (name: string | undefined, args: string[]) => {
+      const { main: bench } = await import('../../bench/run.ts');
+      await bench(name ? [name, ...args] : []);
+    });
+
+  program
     .command('version')
     .description('print the client and server versions')
     .action(async () => {
