@@ -5,7 +5,7 @@
 import { randomUUID, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import jsonPatch from 'fast-json-patch';
-import type { Store, KeyValue, Watch } from '../store/store.ts';
+import type { Store, KeyValue, Watch, TxnOp } from '../store/store.ts';
 import { StoreError, StoreErrorCode, isStoreError } from '../store/store.ts';
 import type { KindDefinition } from '../api/kind.ts';
 import { apiVersionOf, readPath } from '../api/kind.ts';
@@ -53,6 +53,11 @@ export interface ObjectEvent {
   object: KubeObject;
   revision: number;
 }
+
+/** One write of a Registry.transact: a create, or an update (of the object or its /status). */
+export type TransactWrite =
+  | { op: 'create'; def: KindDefinition; namespace?: string; body: unknown; opts?: WriteOptions }
+  | { op: 'update'; def: KindDefinition; namespace?: string; name: string; body: unknown; subresource?: 'status'; opts?: WriteOptions };
 
 export interface WriteResult {
   object: KubeObject;
@@ -267,6 +272,19 @@ export class Registry {
   }
 
   async createWithWarnings(def: KindDefinition, namespace: string | undefined, body: unknown, opts: WriteOptions = {}): Promise<WriteResult> {
+    const { object: obj, key, warnings } = await this.planCreate(def, namespace, body, opts);
+    if (opts.dryRun) return { object: obj, warnings };
+    try {
+      const kv = await this.store.create(key, this.encode(obj));
+      return { object: this.decode(kv), warnings };
+    } catch (err) {
+      if (isStoreError(err, StoreErrorCode.ALREADY_EXISTS)) throw alreadyExists(def, obj.metadata.name);
+      throw err;
+    }
+  }
+
+  /** Everything a create does before it writes: defaults, metadata, namespace check, validation. */
+  private async planCreate(def: KindDefinition, namespace: string | undefined, body: unknown, opts: WriteOptions): Promise<{ object: KubeObject; key: string; warnings: string[] }> {
     const obj = this.checkBody(def, body);
     const ns = this.resolveNamespace(def, namespace, obj);
     if (!obj.metadata.name && obj.metadata.generateName) {
@@ -290,14 +308,7 @@ export class Registry {
       obj.status = { phase: 'Active' };
     }
     const warnings = this.validate(def, obj, opts.fieldValidation);
-    if (opts.dryRun) return { object: obj, warnings };
-    try {
-      const kv = await this.store.create(this.key(def, ns, name), this.encode(obj));
-      return { object: this.decode(kv), warnings };
-    } catch (err) {
-      if (isStoreError(err, StoreErrorCode.ALREADY_EXISTS)) throw alreadyExists(def, name);
-      throw err;
-    }
+    return { object: obj, key: this.key(def, ns, name), warnings };
   }
 
   private checkBody(def: KindDefinition, body: unknown): KubeObject {
@@ -373,6 +384,15 @@ export class Registry {
     body: unknown,
     opts: WriteOptions & { subresource?: 'status' } = {},
   ): Promise<WriteResult> {
+    const incoming = this.checkUpdateBody(def, namespace, name, body);
+    const current = await this.get(def, namespace, name);
+    const wanted = incoming.metadata.resourceVersion;
+    if (wanted && wanted !== current.metadata.resourceVersion) throw conflict(def, name);
+    return this.replace(def, current, incoming, opts);
+  }
+
+  /** The checks an update makes of its body before reading the stored object. */
+  private checkUpdateBody(def: KindDefinition, namespace: string | undefined, name: string, body: unknown): KubeObject {
     const incoming = this.checkBody(def, body);
     if (incoming.metadata.name && incoming.metadata.name !== name) {
       throw new ApiError('BadRequest', `the name of the object (${incoming.metadata.name}) does not match the name on the URL (${name})`);
@@ -380,10 +400,7 @@ export class Registry {
     if (def.namespaced && incoming.metadata.namespace && namespace && incoming.metadata.namespace !== namespace) {
       throw new ApiError('BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
     }
-    const current = await this.get(def, namespace, name);
-    const wanted = incoming.metadata.resourceVersion;
-    if (wanted && wanted !== current.metadata.resourceVersion) throw conflict(def, name);
-    return this.replace(def, current, incoming, opts);
+    return incoming;
   }
 
   /**
@@ -396,6 +413,31 @@ export class Registry {
     incoming: KubeObject,
     opts: WriteOptions & { subresource?: 'status' },
   ): Promise<WriteResult> {
+    const plan = this.planReplace(def, current, incoming, opts);
+    const { warnings } = plan;
+    if (plan.write === 'none') return { object: current, warnings };
+    if (opts.dryRun) return { object: { ...plan.next, metadata: { ...plan.next.metadata, resourceVersion: current.metadata.resourceVersion } }, warnings };
+    if (plan.write === 'remove') return { object: await this.removeNow(def, current), warnings };
+    const name = current.metadata.name;
+    try {
+      const kv = await this.store.update(this.key(def, current.metadata.namespace, name), this.encode(plan.next), Number(current.metadata.resourceVersion));
+      return { object: this.decode(kv), warnings };
+    } catch (err) {
+      throw this.translateWriteError(def, name, err);
+    }
+  }
+
+  /**
+   * What replacing `current` with `incoming` comes to, validated, before anything is
+   * written: nothing (no change), an update to `next`, or (the last finalizer gone from an
+   * object being deleted) the removal of the object.
+   */
+  private planReplace(
+    def: KindDefinition,
+    current: KubeObject,
+    incoming: KubeObject,
+    opts: WriteOptions & { subresource?: 'status' },
+  ): { write: 'none' | 'update' | 'remove'; next: KubeObject; warnings: string[] } {
     const name = current.metadata.name;
     let next: KubeObject;
     if (opts.subresource === 'status') {
@@ -424,18 +466,58 @@ export class Registry {
     if (opts.subresource !== 'status' && !isDeepStrictEqual(specOf(def, next), specOf(def, current))) {
       next.metadata.generation = (current.metadata.generation ?? 0) + 1;
     }
-    const { resourceVersion: currentRv, ...currentMeta } = current.metadata;
-    if (isDeepStrictEqual({ ...current, metadata: currentMeta }, next)) return { object: current, warnings };
-    if (opts.dryRun) return { object: { ...next, metadata: { ...next.metadata, resourceVersion: currentRv } }, warnings };
+    const { resourceVersion: _currentRv, ...currentMeta } = current.metadata;
+    if (isDeepStrictEqual({ ...current, metadata: currentMeta }, next)) return { write: 'none', next, warnings };
     // The last finalizer gone from an object being deleted: the delete completes now.
-    if (next.metadata.deletionTimestamp && !(next.metadata.finalizers ?? []).length) {
-      return { object: await this.removeNow(def, current), warnings };
+    if (next.metadata.deletionTimestamp && !(next.metadata.finalizers ?? []).length) return { write: 'remove', next, warnings };
+    return { write: 'update', next, warnings };
+  }
+
+  // ---- transactions (added for the scheduler's atomic gang binding) ---------------------
+
+  /**
+   * Several writes, each checked exactly as the single write of the same kind would be
+   * (the same planCreate / planReplace code), then committed in ONE store transaction: all
+   * of them or, on any failure, none. An update's body carries the resourceVersion it was
+   * based on (metadata.resourceVersion) and the transaction commits only if the object is
+   * still at it; without one, at the version read here. A create of a name that exists,
+   * or an update of an object that changed or vanished, refuses the whole transaction with
+   * the same AlreadyExists / Conflict / NotFound error the single write gives.
+   * An update that changes nothing is still written (unchanged) so that its
+   * resourceVersion precondition is checked inside the transaction.
+   */
+  async transact(writes: readonly TransactWrite[], opts: { dryRun?: boolean } = {}): Promise<WriteResult[]> {
+    const planned: { def: KindDefinition; name: string; op: TxnOp; object: KubeObject; warnings: string[] }[] = [];
+    for (const w of writes) {
+      if (w.op === 'create') {
+        const { object, key, warnings } = await this.planCreate(w.def, w.namespace, w.body, w.opts ?? {});
+        planned.push({ def: w.def, name: object.metadata.name, op: { op: 'create', key, value: this.encode(object) }, object, warnings });
+        continue;
+      }
+      const incoming = this.checkUpdateBody(w.def, w.namespace, w.name, w.body);
+      const current = await this.get(w.def, w.namespace, w.name);
+      const wanted = incoming.metadata.resourceVersion;
+      if (wanted && wanted !== current.metadata.resourceVersion) throw conflict(w.def, w.name);
+      const plan = this.planReplace(w.def, current, incoming, { ...w.opts, subresource: w.subresource });
+      const key = this.key(w.def, current.metadata.namespace, current.metadata.name);
+      const expectedRevision = Number(current.metadata.resourceVersion);
+      const op: TxnOp = plan.write === 'remove' ? { op: 'delete', key, expectedRevision } : { op: 'update', key, value: this.encode(plan.next), expectedRevision };
+      planned.push({ def: w.def, name: current.metadata.name, op, object: plan.next, warnings: plan.warnings });
     }
+    const keys = new Set<string>();
+    for (const p of planned) {
+      if (keys.has(p.op.key)) throw new ApiError('BadRequest', `a transaction may write ${p.def.plural} "${p.name}" only once`);
+      keys.add(p.op.key);
+    }
+    if (opts.dryRun || planned.length === 0) return planned.map((p) => ({ object: p.object, warnings: p.warnings }));
     try {
-      const kv = await this.store.update(this.key(def, current.metadata.namespace, name), this.encode(next), Number(currentRv));
-      return { object: this.decode(kv), warnings };
+      const res = await this.store.txn(planned.map((p) => p.op));
+      return planned.map((p, i) => ({ object: this.decode(res.results[i]!), warnings: p.warnings }));
     } catch (err) {
-      throw this.translateWriteError(def, name, err);
+      const culprit = isStoreError(err) ? planned.find((p) => p.op.key === err.key) : undefined;
+      if (!culprit) throw err;
+      if (isStoreError(err, StoreErrorCode.ALREADY_EXISTS)) throw alreadyExists(culprit.def, culprit.name);
+      throw this.translateWriteError(culprit.def, culprit.name, err);
     }
   }
 

@@ -101,6 +101,25 @@ export function buildProgram(): Command {
     .action((user: string, o) => tokenCreate(user, { ...o, dataDir: globals().dataDir }));
 
   program
+    .command('sim')
+    .description('replay a workload against a fleet through the scheduler, on a virtual clock')
+    .option('--fleet <file>', 'fleet file, "demo" or "small" (default: demo)')
+    .option('--nodes <csv>', 'an openb node list instead of a fleet (e.g. openb_node_list_gpu_node.csv)')
+    .option('--pods <csv>', 'an openb pod list to replay (arrival: creation_time; run time: deletion_time - scheduled_time)')
+    .option('--workload <yaml>', 'manifests with sim.k8s4ai.io/arrival and /duration annotations (repeatable; default examples/sim/workload.yaml)', collect)
+    .option('--policy <names>', 'scheduling profile(s), comma-separated, e.g. k8s4ai,spread (default: k8s4ai)')
+    .option('--json <file>', 'write the report: allocation and fragmentation over time, every gang\'s wait and span')
+    .option('--max-wait <duration>', 'a pending gang gives up after this long (default: its scheduleTimeout, else never)')
+    .option('--fail-unplaced', 'a gang that does not fit when it arrives fails for good (no waiting)')
+    .option('--samples <n>', 'points on the allocation/fragmentation timeline (0: none)', '200')
+    .option('--limit <n>', 'replay only the first n gangs')
+    .option('--no-progress', 'no progress bar')
+    .action(async (o) => {
+      const { sim } = await import('./sim.ts');
+      await sim(o);
+    });
+
+  program
     .command('bench')
     .description('run a benchmark (api, …): prints a table, writes bench/results/<name>.json')
     .argument('[name]', 'benchmark name')

@@ -16,6 +16,7 @@ import { NamespaceController } from '../controllers/namespace.ts';
 import { EventRecorder } from '../controllers/events.ts';
 import { EventTTLController } from '../controllers/eventttl.ts';
 import { loadFleet, expandFleet } from '../fleet/index.ts';
+import { SchedulerController } from '../scheduler/controller/index.ts';
 import { servingCertificates } from '../lib/pki.ts';
 import { readKubeconfig, writeKubeconfig } from '../lib/kubeconfig.ts';
 import { kubeconfigPath, tokensPath, databasePath, pkiDir } from '../lib/paths.ts';
@@ -34,6 +35,11 @@ export interface ControlPlaneOptions {
   /** Fleet file to register, or undefined for none. */
   fleetFile?: string;
   logger: Logger;
+  /**
+   * Run the gang scheduler (default true, as `up` does). Tests of the API alone turn it
+   * off: there, gangs are plain objects and fixture Nodes are not capacity.
+   */
+  scheduler?: boolean;
 }
 
 export interface ControlPlane {
@@ -42,6 +48,8 @@ export interface ControlPlane {
   registry: Registry;
   store: Store;
   server: ApiServer;
+  /** The gang scheduler, when it runs. */
+  scheduler?: SchedulerController;
   /** Objects the fleet registration created on this start (0 on a restart). */
   fleetCreated: number;
   fleetTotal: number;
@@ -87,6 +95,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   eventTtl.start();
 
   const fleetCreated = await registerFleet(registry, fleetObjects, new EventRecorder(registry, 'k8s4ai-up'), log);
+  // The scheduler starts once the fleet is registered, so its first sync sees the whole
+  // cluster; its metrics join the API server's /metrics.
+  let scheduler: SchedulerController | undefined;
+  if (opts.scheduler ?? true) {
+    scheduler = new SchedulerController({ registry, log: log.child({ component: 'scheduler' }), metrics: server.metrics });
+    await scheduler.start();
+  }
   log.info({ url, dataDir: opts.dataDir, store: store.name, fleetCreated }, 'control plane started');
 
   return {
@@ -95,9 +110,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     registry,
     store,
     server,
+    scheduler,
     fleetCreated,
     fleetTotal: fleetObjects.length,
     async close() {
+      await scheduler?.stop();
       gc.stop();
       namespaces.stop();
       eventTtl.stop();

@@ -29,6 +29,11 @@ export interface TestControlPlaneOptions {
   fleet?: string;
   /** Log level for the control plane's log file (`<dir>/log`); default warn. */
   logLevel?: string;
+  /**
+   * Run the gang scheduler, as `up` does; default off. Most tests use gangs as plain API
+   * objects (and fixture Nodes with GPUs), which a running scheduler would bind.
+   */
+  scheduler?: boolean;
 }
 
 export interface TestControlPlane {
@@ -74,6 +79,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
       storeUrl: opts.store === 'sqlite' ? `sqlite://${databasePath(dir)}` : opts.store?.startsWith('etcd://') ? opts.store : 'memory://',
       fleetFile: opts.fleet,
       logger,
+      scheduler: opts.scheduler ?? false,
     });
     const own = readKubeconfig(cp.kubeconfig);
     if (own.caPem) dispatcher = new Agent({ connect: { ca: own.caPem } });

@@ -147,6 +147,11 @@ export class ClusterCache {
     return out;
   }
 
+  /** Top-level domains (no parent): the fabrics, or a leaf declared on its own. */
+  roots(): DomainState[] {
+    return [...this.domains.values()].filter((d) => !d.parent);
+  }
+
   domainsAt(level: TopologyLevel): DomainState[] {
     return [...this.domains.values()].filter((d) => d.level === level);
   }

@@ -41,6 +41,13 @@ export interface Profile {
   feasibleNodesToScore: number;
   /** Candidate domains tried per level before moving up. */
   domainsToTry: number;
+  /**
+   * false: a topology-blind baseline (kube-scheduler's behaviour). No lowest-domain search: a
+   * gang goes anywhere inside one domain of its required level (the whole cluster when none),
+   * and each member's candidate nodes are visited round-robin from where the last cycle
+   * stopped, scoring kube-scheduler's adaptive number of feasible nodes. Default true.
+   */
+  topologyAware?: boolean;
 }
 
 export interface ScheduleResult {
@@ -66,6 +73,10 @@ interface Scope {
 }
 
 export class Framework {
+  /** Topology-blind profiles: where the next round-robin visit of candidate nodes starts (kube's nextStartNodeIndex). */
+  private nextStartNode = 0;
+  private readonly scopeNodes = new WeakMap<Scope, NodeState[]>();
+
   constructor(
     readonly cache: ClusterCache,
     readonly profile: Profile,
@@ -105,7 +116,11 @@ export class Framework {
   private *scopes(gang: GangRequest, members: MemberRequest[], required: TopologyLevel): Generator<Scope> {
     const wholeNeed = members.reduce((s, m) => s + m.gpus, 0);
     const inNode = required === 'nvlink-island' || required === 'numa' ? required : undefined;
-    const roots = this.cache.domainsAt('fabric');
+    const roots = this.cache.roots();
+    if (this.profile.topologyAware === false) {
+      yield* this.blindScopes(wholeNeed, required, inNode, roots);
+      return;
+    }
     // One member: every node of the cluster is a candidate; the score plugins choose.
     if (members.length === 1) {
       yield { nodes: () => this.cache.nodes.values(), leaves: roots.flatMap((d) => d.leaves), domain: roots[0]?.name ?? 'cluster', level: 'node', inNode };
@@ -136,6 +151,39 @@ export class Framework {
         yield { nodes: () => this.nodesUnder(d), leaves: d.leaves, domain: d.name, level };
       }
     }
+  }
+
+  /** Topology-blind: the required level's domains that have room, in declaration order; the whole cluster when none is required. */
+  private *blindScopes(wholeNeed: number, required: TopologyLevel, inNode: Scope['inNode'], roots: DomainState[]): Generator<Scope> {
+    if (IN_NODE.has(required)) {
+      let tried = 0;
+      for (const node of this.cache.nodes.values()) {
+        if (node.freeWhole < wholeNeed) continue;
+        yield { nodes: () => [node], leaves: [node.leaf], domain: node.name, level: 'node', inNode };
+        if (++tried >= this.profile.domainsToTry) return;
+      }
+      return;
+    }
+    if (required === 'fabric') {
+      yield { nodes: () => this.cache.nodes.values(), leaves: roots.flatMap((d) => d.leaves), domain: roots.length === 1 ? roots[0]!.name : 'cluster', level: 'fabric' };
+      return;
+    }
+    const fitting = this.cache.domainsAt(required).filter((d) => d.freeWhole >= wholeNeed && d.nodes > 0).slice(0, this.profile.domainsToTry);
+    for (const d of fitting) yield { nodes: () => this.nodesUnder(d), leaves: d.leaves, domain: d.name, level: required };
+  }
+
+  /** The scope's nodes round-robin from the next start (kube-scheduler's nextStartNodeIndex). */
+  private *roundRobin(nodes: NodeState[]): Generator<NodeState> {
+    const n = nodes.length;
+    const start = n ? this.nextStartNode % n : 0;
+    for (let i = 0; i < n; i++) yield nodes[(start + i) % n]!;
+  }
+
+  /** kube-scheduler's numFeasibleNodesToFind with the adaptive percentageOfNodesToScore. */
+  private feasibleToFind(all: number): number {
+    if (all < 100) return all;
+    const pct = Math.max(5, 50 - Math.floor(all / 125));
+    return Math.max(100, Math.floor((all * pct) / 100));
   }
 
   private maxDevicesPerNode(): number {
@@ -211,9 +259,18 @@ export class Framework {
     const diagnosis = new Map<string, number>();
     let best: { node: NodeState; choice: DeviceChoice; score: number } | undefined;
     let feasible = 0;
-    const bestFitOrder = member.gpus > 0 && !member.migProfile;
-    const candidates = bestFitOrder ? this.wholeGpuCandidates(member, scope) : scope.nodes();
+    const blind = this.profile.topologyAware === false;
+    const bestFitOrder = !blind && member.gpus > 0 && !member.migProfile;
+    let scopeNodes: NodeState[] = [];
+    if (blind) {
+      scopeNodes = this.scopeNodes.get(scope) ?? [...scope.nodes()];
+      this.scopeNodes.set(scope, scopeNodes);
+    }
+    const candidates = blind ? this.roundRobin(scopeNodes) : bestFitOrder ? this.wholeGpuCandidates(member, scope) : scope.nodes();
+    const enough = blind ? this.feasibleToFind(scopeNodes.length) : this.profile.feasibleNodesToScore;
+    let processed = 0;
     for (const node of candidates) {
+      processed++;
       let rejected: string | undefined;
       for (const f of this.profile.filter) {
         const st = f.filter(ctx, member, node);
@@ -242,8 +299,9 @@ export class Framework {
         for (const { plugin, weight } of this.profile.score) score += weight * plugin.score(ctx, member, node, choice);
         if (!best || score > best.score) best = { node, choice, score };
       }
-      if (bestFitOrder && feasible >= this.profile.feasibleNodesToScore) break;
+      if ((bestFitOrder || blind) && feasible >= enough) break;
     }
+    if (blind) this.nextStartNode += processed;
     if (!best) {
       const total = [...diagnosis.values()].reduce((a, b) => a + b, 0);
       const parts = [...diagnosis.entries()].sort((a, b) => b[1] - a[1]).map(([why, n]) => `${n} ${why}`);

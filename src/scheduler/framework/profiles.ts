@@ -17,6 +17,8 @@ export interface ProfileConfig {
   permit: string[];
   feasibleNodesToScore?: number;
   domainsToTry?: number;
+  /** false: a topology-blind baseline (see Profile.topologyAware). Default true. */
+  topologyAware?: boolean;
   /** Arguments passed to every plugin factory (e.g. seed). */
   args?: PluginArgs;
 }
@@ -51,6 +53,50 @@ export function registerProfile(config: ProfileConfig): void {
   profiles.set(config.name, config);
 }
 
+/**
+ * The FGD paper's baselines (USENIX ATC'23), one profile each, as its simulator runs them: the
+ * common filters, the baseline's score alone, every feasible node scored (kube-scheduler's
+ * percentageOfNodesToScore: 100). `bench placement` compares them with the default profile.
+ */
+export const BASELINE_PROFILES: readonly ProfileConfig[] = (
+  [
+    ['random', 'Random'],
+    ['dotprod', 'DotProduct'],
+    ['gpuclustering', 'GpuClustering'],
+    ['gpupacking', 'GpuPacking'],
+    ['bestfit', 'BestFit'],
+    ['fgd', 'FGD'],
+  ] as const
+).map(([name, plugin]) => ({
+  name,
+  ...COMMON,
+  // FGD learns its target workload at PreFilter unless args.workload gives it.
+  preFilter: plugin === 'FGD' ? [...COMMON.preFilter, plugin] : [...COMMON.preFilter],
+  filter: [...COMMON.filter],
+  permit: [...COMMON.permit],
+  score: [{ name: plugin, weight: 1 }],
+  // GpuClustering tags nodes by the pods it reserves on them.
+  reserve: plugin === 'GpuClustering' ? [plugin] : [],
+  feasibleNodesToScore: Number.MAX_SAFE_INTEGER,
+}));
+for (const p of BASELINE_PROFILES) registerProfile(p);
+
+/**
+ * The topology-blind baseline of `bench topology`: what kube-scheduler does with its default
+ * LeastAllocated scoring. The same filters and device allocator, but no lowest-domain search:
+ * members spread over the emptiest nodes anywhere in the required domain (or cluster).
+ */
+export const SPREAD_PROFILE: ProfileConfig = {
+  name: 'spread',
+  ...COMMON,
+  preFilter: [...COMMON.preFilter],
+  filter: [...COMMON.filter],
+  permit: [...COMMON.permit],
+  score: [{ name: 'LeastAllocated', weight: 1 }],
+  topologyAware: false,
+};
+registerProfile(SPREAD_PROFILE);
+
 export function profileNames(): string[] {
   return [...profiles.keys()];
 }
@@ -65,26 +111,34 @@ export class ProfileError extends Error {
   readonly code = 'K8S4AI_SCHEDULER_PROFILE';
 }
 
-function instantiate<T>(name: string, point: string, config: ProfileConfig, has: (p: AnyPlugin) => boolean): T {
+/**
+ * A plugin of the profile. `built` holds the instances of one build: a plugin named at several
+ * extension points (PreFilter and Score, Reserve and Score) is one instance with one state.
+ */
+function instantiate<T>(name: string, point: string, config: ProfileConfig, has: (p: AnyPlugin) => boolean, built: Map<string, AnyPlugin>): T {
   const factory = PLUGINS.get(name);
   if (!factory) throw new ProfileError(`profile ${config.name}: no plugin named "${name}" (at ${point})`);
-  const plugin = factory(config.args ?? {});
+  const plugin = built.get(name) ?? factory(config.args ?? {});
+  built.set(name, plugin);
   if (!has(plugin)) throw new ProfileError(`profile ${config.name}: plugin "${name}" does not implement ${point}`);
   return plugin as T;
 }
 
 export function buildProfile(config: ProfileConfig): Profile {
+  const built = new Map<string, AnyPlugin>();
+  const plugin = <T>(name: string, point: string, has: (p: AnyPlugin) => boolean): T => instantiate<T>(name, point, config, has, built);
   return {
     name: config.name,
-    queueSort: instantiate(config.queueSort, 'queueSort', config, (p) => typeof p.less === 'function'),
-    preFilter: config.preFilter.map((n) => instantiate(n, 'preFilter', config, (p) => typeof p.preFilter === 'function')),
-    filter: config.filter.map((n) => instantiate(n, 'filter', config, (p) => typeof p.filter === 'function')),
-    allocate: instantiate(config.allocate, 'allocate', config, (p) => typeof p.choices === 'function'),
-    score: config.score.map((s) => ({ plugin: instantiate(s.name, 'score', config, (p) => typeof p.score === 'function'), weight: s.weight })),
-    reserve: (config.reserve ?? []).map((n) => instantiate(n, 'reserve', config, (p) => typeof p.reserve === 'function')),
-    permit: config.permit.map((n) => instantiate(n, 'permit', config, (p) => typeof p.permit === 'function')),
+    queueSort: plugin(config.queueSort, 'queueSort', (p) => typeof p.less === 'function'),
+    preFilter: config.preFilter.map((n) => plugin(n, 'preFilter', (p) => typeof p.preFilter === 'function')),
+    filter: config.filter.map((n) => plugin(n, 'filter', (p) => typeof p.filter === 'function')),
+    allocate: plugin(config.allocate, 'allocate', (p) => typeof p.choices === 'function'),
+    score: config.score.map((s) => ({ plugin: plugin(s.name, 'score', (p) => typeof p.score === 'function'), weight: s.weight })),
+    reserve: (config.reserve ?? []).map((n) => plugin(n, 'reserve', (p) => typeof p.reserve === 'function')),
+    permit: config.permit.map((n) => plugin(n, 'permit', (p) => typeof p.permit === 'function')),
     feasibleNodesToScore: config.feasibleNodesToScore ?? 16,
     domainsToTry: config.domainsToTry ?? 8,
+    ...(config.topologyAware === false ? { topologyAware: false } : {}),
   };
 }
 

@@ -12,6 +12,14 @@ import * as TopologyPack from '../plugins/topology/index.ts';
 import * as WarmWeights from '../plugins/warmstate/index.ts';
 import * as ShareFit from '../plugins/sharefit/index.ts';
 import * as GangPermit from '../plugins/gangpermit/index.ts';
+import * as RandomScore from '../plugins/random/index.ts';
+import * as DotProduct from '../plugins/dotprod/index.ts';
+import * as GpuClustering from '../plugins/gpuclustering/index.ts';
+import * as GpuPacking from '../plugins/gpupacking/index.ts';
+import * as BestFit from '../plugins/bestfit/index.ts';
+import * as FGD from '../plugins/fgd/index.ts';
+import * as Fragmentation from '../plugins/fragmentation/index.ts';
+import * as LeastAllocated from '../plugins/spread/index.ts';
 
 export type PluginArgs = Record<string, unknown> & {
   /** Seed for plugins that draw random numbers (Random), so runs repeat. */
@@ -33,4 +41,14 @@ export const PLUGINS: ReadonlyMap<string, PluginFactory> = new Map<string, Plugi
   [WarmWeights.Name, WarmWeights.create],
   [ShareFit.Name, ShareFit.create],
   [GangPermit.Name, GangPermit.create],
+  // The FGD paper's placement baselines (bench placement) and k8s4ai's fragmentation score.
+  [RandomScore.Name, RandomScore.create],
+  [DotProduct.Name, DotProduct.create],
+  [GpuClustering.Name, GpuClustering.create],
+  [GpuPacking.Name, GpuPacking.create],
+  [BestFit.Name, BestFit.create],
+  [FGD.Name, FGD.create],
+  [Fragmentation.Name, Fragmentation.create],
+  // kube-scheduler's LeastAllocated scoring: the topology-blind `spread` baseline (bench topology).
+  [LeastAllocated.Name, LeastAllocated.create],
 ]);

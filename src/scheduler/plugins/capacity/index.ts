@@ -14,7 +14,7 @@ export function create(): PreFilterPlugin {
         whole += m.gpus;
         if (m.acceleratorClass) byClass.set(m.acceleratorClass, (byClass.get(m.acceleratorClass) ?? 0) + m.gpus);
       }
-      const roots = ctx.cache.domainsAt('fabric');
+      const roots = ctx.cache.roots();
       const free = roots.reduce((s, d) => s + d.freeWhole, 0);
       if (whole > free) return unschedulable(`needs ${whole} whole GPUs; the cluster has ${free} free`);
       for (const [cls, need] of byClass) {

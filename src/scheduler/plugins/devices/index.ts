@@ -28,8 +28,13 @@ function migChoices(member: MemberRequest, node: NodeState): DeviceChoice[] {
   return out;
 }
 
+/** Devices already holding the member's weights (or bound to its pool) come first. */
+const warmFirst = (member: MemberRequest) => (a: DeviceState, b: DeviceState) => Number(isWarm(member, b)) - Number(isWarm(member, a)) || a.index - b.index;
+const isWarm = (member: MemberRequest, d: DeviceState) => Boolean((member.model && d.models.has(member.model)) || (member.vramPool && d.pool === member.vramPool));
+
 function wholeChoice(member: MemberRequest, node: NodeState): DeviceChoice[] {
-  const free = node.devices.filter((d) => deviceIsWholeFree(d) && deviceMatches(member, d) && d.memoryBytes >= member.vramBytes);
+  if (node.freeWhole < member.gpus) return []; // cheap exit: too few wholly free devices of any kind
+  const free = node.devices.filter((d) => deviceIsWholeFree(d) && deviceMatches(member, d) && d.memoryBytes >= member.vramBytes).sort(warmFirst(member));
   if (free.length < member.gpus) return [];
   const byIsland = new Map<number, DeviceState[]>();
   for (const d of free) byIsland.set(d.island, [...(byIsland.get(d.island) ?? []), d]);
@@ -37,7 +42,7 @@ function wholeChoice(member: MemberRequest, node: NodeState): DeviceChoice[] {
   const fitting = [...byIsland.entries()].filter(([, ds]) => ds.length >= member.gpus).sort((a, b) => a[1].length - b[1].length || a[0] - b[0]);
   if (fitting.length) {
     const [island, ds] = fitting[0]!;
-    const picked = pickByNuma(ds, member.gpus);
+    const picked = pickByNuma(member, ds, member.gpus);
     return [{ devices: picked.map(grantWhole), note: `${member.gpus} GPU(s) in NVLink island ${island}` }];
   }
   // Spanning islands: take the fullest islands first, so as few as possible are split.
@@ -46,11 +51,12 @@ function wholeChoice(member: MemberRequest, node: NodeState): DeviceChoice[] {
   return [{ devices: picked.map(grantWhole), note: `${member.gpus} GPU(s) across ${new Set(picked.map((d) => d.island)).size} NVLink islands` }];
 }
 
-/** Devices of one NUMA node when possible. */
-function pickByNuma(devices: DeviceState[], n: number): DeviceState[] {
+/** Devices of one NUMA node when possible: the one with the most warm devices, then the smallest that fits. */
+function pickByNuma(member: MemberRequest, devices: DeviceState[], n: number): DeviceState[] {
   const byNuma = new Map<number, DeviceState[]>();
   for (const d of devices) byNuma.set(d.numa, [...(byNuma.get(d.numa) ?? []), d]);
-  const one = [...byNuma.values()].filter((ds) => ds.length >= n).sort((a, b) => a.length - b.length)[0];
+  const warmCount = (ds: DeviceState[]) => ds.filter((d) => isWarm(member, d)).length;
+  const one = [...byNuma.values()].filter((ds) => ds.length >= n).sort((a, b) => warmCount(b) - warmCount(a) || a.length - b.length)[0];
   return (one ?? devices).slice(0, n);
 }
 

@@ -1,0 +1,214 @@
+// A gang's placement as API objects, and back: the member Tasks and the gang status the
+// scheduler commits when it binds a gang, and the cache placement a bound Task stands for
+// (how the cache is rebuilt from Tasks after a restart). One spelling of a device
+// assignment both ways, so a rebuilt cache holds exactly what the binding reserved.
+import { API_VERSION } from '../../api/kind.ts';
+import type { Condition, KubeObject } from '../../api/meta.ts';
+import { setCondition } from '../../api/meta.ts';
+import { formatQuantity, NANO_PER_UNIT } from '../../api/quantity.ts';
+import { gangGpus, type GangSchedulingGroupSpec } from '../../api/kinds/gangschedulinggroup.ts';
+import type { TaskSpec } from '../../api/kinds/task.ts';
+import type { DeviceAssignment } from '../../api/kinds/workload.ts';
+import { timestamp } from '../../apiserver/registry.ts';
+import type { NodeState } from '../cache/cluster.ts';
+import type { DeviceGrant, GangPlacement, MemberPlacement, MemberRequest } from '../framework/types.ts';
+import { amount } from '../objects.ts';
+
+export const LABEL_GANG = 'k8s4ai.io/gang';
+export const LABEL_ROLE = 'k8s4ai.io/role';
+export const CONDITION_SCHEDULED = 'Scheduled';
+
+/** Task phases after which a Task holds nothing (its process is gone). */
+const TERMINAL_PHASES: ReadonlySet<string> = new Set(['Succeeded', 'Failed']);
+
+export interface GangStatusShape {
+  phase?: string;
+  conditions?: Condition[];
+  restarts?: number;
+  [field: string]: unknown;
+}
+
+export const gangKey = (obj: KubeObject): string => `${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
+export const taskKey = gangKey;
+
+/** Waiting to be placed: no phase yet or Pending, not suspended, not being deleted. */
+export function isPendingGang(obj: KubeObject): boolean {
+  if (obj.metadata.deletionTimestamp) return false;
+  if ((obj.spec as GangSchedulingGroupSpec | undefined)?.suspend) return false;
+  const phase = (obj.status as GangStatusShape | undefined)?.phase;
+  return phase === undefined || phase === 'Pending';
+}
+
+/** A member's index within its role, from its id `<role>-<i>`. */
+const roleIndex = (m: MemberRequest): number => Number(m.id.slice(m.role.length + 1));
+
+export const taskName = (gangName: string, m: MemberRequest): string => `${gangName}-${m.role}-${roleIndex(m)}`;
+
+/** A device grant as the Task and the gang status spell it (whole: index and uuid only). */
+export function deviceAssignment(g: DeviceGrant): DeviceAssignment {
+  if (g.migProfile !== undefined || g.migInstance !== undefined) {
+    return { index: g.index, uuid: g.uuid, ...(g.migProfile ? { migProfile: g.migProfile } : {}), ...(g.migInstance !== undefined ? { migInstance: g.migInstance } : {}) };
+  }
+  if (g.whole) return { index: g.index, uuid: g.uuid };
+  // A share: always with vram (0 when it asks for compute only), so it never reads as whole.
+  const vram = formatQuantity(BigInt(Math.round(g.memoryBytes)) * NANO_PER_UNIT, 'BinarySI');
+  return { index: g.index, uuid: g.uuid, vram, ...(g.milli > 0 ? { computeMilli: g.milli } : {}) };
+}
+
+/** The grant a Task's device assignment stands for on `node` (inverse of deviceAssignment). */
+export function deviceGrant(a: DeviceAssignment, node: NodeState): DeviceGrant {
+  const device = node.devices.find((d) => d.index === a.index);
+  const uuid = a.uuid ?? device?.uuid ?? '';
+  if (a.migProfile !== undefined || a.migInstance !== undefined) {
+    return { index: a.index, uuid, whole: false, milli: 0, memoryBytes: 0, migProfile: a.migProfile, migInstance: a.migInstance };
+  }
+  if (a.vram === undefined && a.computeMilli === undefined) {
+    return { index: a.index, uuid, whole: true, milli: 1000, memoryBytes: device?.memoryBytes ?? 0 };
+  }
+  return { index: a.index, uuid, whole: false, milli: a.computeMilli ?? 0, memoryBytes: Math.round(amount(a.vram)) };
+}
+
+/** What a Task holds, or undefined when it holds nothing (unbound, or finished). */
+export interface TaskHolding {
+  /** The cache's holding id: `<namespace>/<gangName>`, or `task:<namespace>/<name>` for a lone Task. */
+  holder: string;
+  node: string;
+  spec: TaskSpec;
+  name: string;
+  /** Identity of what is held; a Task whose signature changes is released and taken again. */
+  signature: string;
+}
+
+export function taskHolding(obj: KubeObject): TaskHolding | undefined {
+  const spec = obj.spec as TaskSpec | undefined;
+  if (!spec?.nodeName) return undefined;
+  const phase = (obj.status as { phase?: string } | undefined)?.phase;
+  if (phase && TERMINAL_PHASES.has(phase)) return undefined;
+  const ns = obj.metadata.namespace ?? 'default';
+  const holder = spec.gangName ? `${ns}/${spec.gangName}` : `task:${ns}/${obj.metadata.name}`;
+  const r = spec.resources ?? {};
+  const signature = JSON.stringify([holder, spec.nodeName, spec.devices ?? [], r.cpu ?? null, r.memory ?? null]);
+  return { holder, node: spec.nodeName, spec, name: obj.metadata.name, signature };
+}
+
+/** The cache placement a bound Task stands for, on its node as the cache knows it. */
+export function placementOfTask(h: TaskHolding, node: NodeState): MemberPlacement {
+  const r = h.spec.resources ?? {};
+  const role = h.spec.role ?? 'member';
+  const gang = h.spec.gangName;
+  const prefix = gang ? `${gang}-${role}-` : '';
+  const id = prefix && h.name.startsWith(prefix) ? `${role}-${h.name.slice(prefix.length)}` : h.name;
+  const member: MemberRequest = {
+    id,
+    role,
+    index: h.spec.index ?? 0,
+    gpus: r.gpus ?? 0,
+    gpuMilli: r.gpus ? 0 : (r.computeMilli ?? 0),
+    vramBytes: amount(r.vram),
+    migProfile: r.migProfile,
+    cpuMilli: Math.round(amount(r.cpu) * 1000),
+    memoryBytes: amount(r.memory),
+  };
+  return {
+    member,
+    node: node.name,
+    devices: (h.spec.devices ?? []).map((a) => deviceGrant(a, node)),
+    cpuMilli: member.cpuMilli,
+    memoryBytes: member.memoryBytes,
+  };
+}
+
+/** The member Tasks of a placement: bound to their node and devices, owned by the gang. */
+export function memberTasks(gang: KubeObject, placement: GangPlacement): KubeObject[] {
+  const spec = gang.spec as GangSchedulingGroupSpec;
+  const ns = gang.metadata.namespace ?? 'default';
+  const gangName = gang.metadata.name;
+  const attempt = (gang.status as GangStatusShape | undefined)?.restarts ?? 0;
+  const worldSize = placement.members.length;
+  return placement.members.map((p) => {
+    const m = p.member;
+    const template = spec.roles.find((r) => r.name === m.role)!.template;
+    const labels: Record<string, string> = {};
+    // Label values are at most 63 characters; longer gang names go without the label.
+    if (gangName.length <= 63) labels[LABEL_GANG] = gangName;
+    labels[LABEL_ROLE] = m.role;
+    const taskSpec: TaskSpec = {
+      gangName,
+      role: m.role,
+      index: m.index,
+      worldSize,
+      attempt,
+      nodeName: p.node,
+      devices: p.devices.map(deviceAssignment),
+      command: template.command,
+      ...(template.args ? { args: template.args } : {}),
+      ...(template.workingDir ? { workingDir: template.workingDir } : {}),
+      ...(template.env ? { env: template.env } : {}),
+      ...(template.resources ? { resources: template.resources } : {}),
+      ...(template.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: template.terminationGracePeriodSeconds } : {}),
+    };
+    return {
+      apiVersion: API_VERSION,
+      kind: 'Task',
+      metadata: {
+        name: taskName(gangName, m),
+        namespace: ns,
+        labels,
+        ownerReferences: [{ apiVersion: gang.apiVersion, kind: gang.kind, name: gangName, uid: gang.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: taskSpec,
+      status: { phase: 'Bound' },
+    };
+  });
+}
+
+/** Where a placement is, for people: "4 members on 4 nodes within leaf leaf-s1-l2". */
+export function placementSummary(placement: GangPlacement): string {
+  const n = placement.members.length;
+  const nodes = new Set(placement.members.map((p) => p.node)).size;
+  const gpus = placement.members.reduce((s, p) => s + p.devices.filter((d) => d.whole).length, 0);
+  const shares = placement.members.reduce((s, p) => s + p.devices.filter((d) => !d.whole).length, 0);
+  const held = [gpus ? `${gpus} GPU${gpus === 1 ? '' : 's'}` : '', shares ? `${shares} GPU share${shares === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+  const where = placement.level === 'node' ? `on node ${placement.domain}` : `on ${nodes} node${nodes === 1 ? '' : 's'} within ${placement.level} ${placement.domain}`;
+  return `${n} member${n === 1 ? '' : 's'}${held ? ` (${held})` : ''} ${where}`;
+}
+
+/** The gang's status once bound: phase, placement per member, GPUs, time and condition. */
+export function scheduledStatus(gang: KubeObject, placement: GangPlacement, nodePath: (node: string) => string[], now = new Date()): GangStatusShape {
+  const current = (gang.status ?? {}) as GangStatusShape;
+  const generation = gang.metadata.generation ?? 1;
+  const placements = placement.members.map((p) => ({
+    role: p.member.role,
+    index: roleIndex(p.member),
+    taskName: taskName(gang.metadata.name, p.member),
+    nodeName: p.node,
+    devices: p.devices.map(deviceAssignment),
+    topologyPath: [...nodePath(p.node), p.node],
+    ...(p.reason ? { reason: p.reason } : {}),
+  }));
+  return {
+    ...current,
+    phase: 'Scheduled',
+    placements,
+    gpus: gangGpus(gang),
+    scheduledTime: timestamp(now),
+    observedGeneration: generation,
+    conditions: setCondition(
+      current.conditions,
+      { type: CONDITION_SCHEDULED, status: 'True', reason: 'Scheduled', message: `placed ${placementSummary(placement)}`, observedGeneration: generation },
+      now,
+    ),
+  };
+}
+
+/** The status of a gang that cannot be placed, or undefined when it already says so. */
+export function unschedulableStatus(gang: KubeObject, reason: string, now = new Date()): GangStatusShape | undefined {
+  const current = (gang.status ?? {}) as GangStatusShape;
+  const cond = current.conditions?.find((c) => c.type === CONDITION_SCHEDULED);
+  if (current.phase === 'Pending' && cond?.status === 'False' && cond.reason === 'Unschedulable' && cond.message === reason) return undefined;
+  return {
+    ...current,
+    phase: 'Pending',
+    conditions: setCondition(current.conditions, { type: CONDITION_SCHEDULED, status: 'False', reason: 'Unschedulable', message: reason }, now),
+  };
+}

@@ -1,0 +1,34 @@
+// Score: DotProd, the Tetris packing heuristic as the FGD simulator runs it
+// (plugin/dot_product_score.go with dimExtMethod "merge", normMethod "max"): node and pod are
+// vectors [CPU, GPU thousandths] divided by the largest node's (128 CPUs, 8 GPUs); the score is
+// ⌊100 · (1 − node·pod / 2)⌋ with the node's free capacity, so the node whose free resources
+// align least with the pod wins (it fills up). A sharing pod gets the best-fit GPU ("best" GPU
+// selection); equal scores are broken uniformly at random, as kube-scheduler does.
+import type { ScorePlugin } from '../../framework/types.ts';
+import type { PluginArgs } from '../../framework/registry.ts';
+import { NodeMemo, Selection, seedOf } from '../random/tiebreak.ts';
+import { GPU_PREFERENCE, MAX_SPEC_CPU, MAX_SPEC_GPU, bestFitGpu, gpuLeftTotal, podGpu, totalMilli } from '../bestfit/view.ts';
+
+export const Name = 'DotProduct';
+
+export function dotProductScore(cpuLeft: number, gpuLeft: number, cpuReq: number, gpuReq: number): number {
+  const dot = (cpuLeft / MAX_SPEC_CPU) * (cpuReq / MAX_SPEC_CPU) + (gpuLeft / MAX_SPEC_GPU) * (gpuReq / MAX_SPEC_GPU);
+  return Math.trunc(100 * (1 - dot / 2));
+}
+
+export function create(args: PluginArgs = {}): ScorePlugin {
+  const sel = new Selection(seedOf(args, 0), args.tieBreak !== 'random');
+  const memo = new NodeMemo();
+  return {
+    name: Name,
+    score(ctx, member, node, choice) {
+      sel.enter(ctx, member);
+      let s = memo.get(sel.epoch, node.slot);
+      if (s === undefined) {
+        s = dotProductScore(node.cpuFree, gpuLeftTotal(node), member.cpuMilli, totalMilli(podGpu(member))) + sel.jitter(node.slot);
+        memo.set(sel.epoch, node.slot, s);
+      }
+      return s + GPU_PREFERENCE * bestFitGpu(node, choice);
+    },
+  };
+}
