@@ -7,6 +7,7 @@ import type { NodeStatus, NodeSpec } from '../api/kinds/node.ts';
 import type { TopologyDomainSpec } from '../api/kinds/topologydomain.ts';
 import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
 import type { GangSchedulingGroupSpec } from '../api/kinds/gangschedulinggroup.ts';
+import type { InferenceServiceSpec } from '../api/kinds/inferenceservice.ts';
 import type { MemberTemplate } from '../api/kinds/workload.ts';
 import type { DomainInput, NodeInput } from './cache/cluster.ts';
 import type { GangRequest, MemberRequest } from './framework/types.ts';
@@ -72,7 +73,7 @@ export function nodeInput(obj: KubeObject, classes: ReadonlyMap<string, Accelera
   };
 }
 
-function memberRequests(role: string, replicas: number, template: MemberTemplate, offset: number): MemberRequest[] {
+function memberRequests(role: string, replicas: number, template: MemberTemplate, offset: number, namespace: string): MemberRequest[] {
   const r = template.resources ?? {};
   const gpus = r.gpus ?? 0;
   const gpuMilli = gpus > 0 ? 0 : (r.computeMilli ?? 0);
@@ -90,15 +91,15 @@ function memberRequests(role: string, replicas: number, template: MemberTemplate
     memoryBytes: amount(r.memory),
     nodeSelector: template.nodeSelector,
     model: template.model,
-    vramPool: template.vramPoolName,
+    vramPool: template.vramPoolName ? `${namespace}/${template.vramPoolName}` : undefined,
   }));
 }
 
 export function gangRequest(obj: KubeObject): GangRequest {
   const spec = obj.spec as GangSchedulingGroupSpec;
   const members: MemberRequest[] = [];
-  for (const role of spec.roles) members.push(...memberRequests(role.name, role.replicas ?? 1, role.template, members.length));
   const ns = obj.metadata.namespace ?? 'default';
+  for (const role of spec.roles) members.push(...memberRequests(role.name, role.replicas ?? 1, role.template, members.length, ns));
   return {
     id: `${ns}/${obj.metadata.name}`,
     namespace: ns,
@@ -111,4 +112,32 @@ export function gangRequest(obj: KubeObject): GangRequest {
     requiredLevel: spec.topology?.required as TopologyLevel | undefined,
     preferredLevel: spec.topology?.preferred as TopologyLevel | undefined,
   };
+}
+
+/** The role of an InferenceService replica's members. */
+export const REPLICA_ROLE = 'replica';
+
+/** The name of an InferenceService's replica gang `r`: `<service>-r<r>`. */
+export const replicaGangName = (service: string, r: number): string => `${service}-r${r}`;
+
+/**
+ * Replica `r` of an InferenceService as the gang it is placed as: `<service>-r<r>`, one
+ * role of membersPerReplica members from the template. A template naming no model or pool
+ * takes them from the service's first model.
+ */
+export function replicaGang(service: KubeObject, r: number): KubeObject {
+  const spec = service.spec as InferenceServiceSpec;
+  const first = spec.models[0];
+  const template = {
+    ...spec.template,
+    ...(!spec.template.model && first ? { model: first.name } : {}),
+    ...(!spec.template.vramPoolName && first?.vramPoolName ? { vramPoolName: first.vramPoolName } : {}),
+  };
+  const gangSpec: GangSchedulingGroupSpec = {
+    roles: [{ name: REPLICA_ROLE, replicas: spec.membersPerReplica ?? 1, template }],
+    ...(spec.queueName ? { queueName: spec.queueName } : {}),
+    ...(spec.priority !== undefined ? { priority: spec.priority } : {}),
+    ...(spec.topology ? { topology: spec.topology } : {}),
+  } as GangSchedulingGroupSpec;
+  return { ...service, kind: 'GangSchedulingGroup', metadata: { ...service.metadata, name: replicaGangName(service.metadata.name, r) }, spec: gangSpec };
 }

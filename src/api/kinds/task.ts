@@ -17,6 +17,8 @@ export const TaskSpec = Struct({
   workingDir: Type.Optional(Type.String()),
   env: Type.Optional(Type.Array(EnvVar)),
   resources: Type.Optional(MemberResources),
+  vramPoolName: Type.Optional(Type.String({ minLength: 1, description: 'The VRAMPool (same namespace) whose devices the Task uses.' })),
+  model: Type.Optional(Type.String({ minLength: 1, description: 'The model the Task loads; its devices keep the weights resident.' })),
   terminationGracePeriodSeconds: Type.Optional(NonNegativeInt('', { default: 30 })),
 });
 export type TaskSpec = Static<typeof TaskSpec>;

@@ -31,6 +31,10 @@ export interface DeviceState {
   models: Set<string>;
   /** VRAMPool (namespace/name) bound to the device, if any. */
   pool?: string;
+  /** What the pool holds of the device (its grant), while `pool` is set. */
+  poolGrant?: DeviceGrant;
+  /** Members of the pool using the device (grants with `pool` set count here, not in capacity). */
+  poolUsers?: number;
 }
 
 export interface NodeState {
@@ -92,6 +96,10 @@ export interface DomainInput {
   parent?: string;
 }
 
+/** Cache holding ids of VRAMPools: `vrampool:<namespace>/<name>`. */
+export const POOL_HOLDER_PREFIX = 'vrampool:';
+export const poolHolder = (pool: string): string => `${POOL_HOLDER_PREFIX}${pool}`;
+
 /** The synthetic root for fleets without declared topology (the openb traces). */
 export const FLAT_FABRIC = 'cluster';
 
@@ -104,6 +112,8 @@ export class ClusterCache {
   private readonly buckets = new Map<string, Set<NodeState>[]>();
   /** gang id -> its member placements, for release. */
   private readonly holdings = new Map<string, MemberPlacement[]>();
+  /** VRAMPool (namespace/name) -> devices tagged with it. */
+  readonly pools = new Map<string, number>();
   private slots = 0;
 
   // ---- topology ------------------------------------------------------------------------
@@ -207,6 +217,7 @@ export class ClusterCache {
         if (now) {
           now.models = d.models;
           now.pool = d.pool;
+          now.poolGrant = d.poolGrant;
         }
       }
     }
@@ -222,6 +233,12 @@ export class ClusterCache {
     this.index(node, -1);
     this.nodes.delete(name);
     if (!keepHoldings) {
+      for (const d of node.devices) {
+        if (!d.pool) continue;
+        const left = (this.pools.get(d.pool) ?? 1) - 1;
+        if (left > 0) this.pools.set(d.pool, left);
+        else this.pools.delete(d.pool);
+      }
       for (const [gang, holding] of this.holdings) {
         const left = holding.filter((p) => p.node !== name);
         if (left.length) this.holdings.set(gang, left);
@@ -314,6 +331,11 @@ export class ClusterCache {
     for (const g of p.devices) {
       const dev = node.devices.find((d) => d.index === g.index);
       if (!dev) continue;
+      // A member using its VRAMPool's device: the pool holds the capacity; count the user.
+      if (g.pool !== undefined) {
+        dev.poolUsers = Math.max(0, (dev.poolUsers ?? 0) + sign);
+        continue;
+      }
       if (g.migInstance !== undefined && dev.mig) {
         const inst = dev.mig.find((m) => m.instance === g.migInstance);
         if (inst) inst.usedBy = sign > 0 ? p.member.id : undefined;
@@ -322,6 +344,26 @@ export class ClusterCache {
       dev.milliFree -= sign * g.milli;
       dev.memoryFree -= sign * g.memoryBytes;
     }
+  }
+
+  /**
+   * Tags a device as bound to a VRAMPool (with what the pool holds of it), or untags it
+   * (pool undefined). The pool's own reservation is a holding like any other.
+   */
+  setPool(nodeName: string, deviceIndex: number, pool: string | undefined, grant?: DeviceGrant): void {
+    const node = this.nodes.get(nodeName);
+    const dev = node?.devices.find((d) => d.index === deviceIndex);
+    if (!node || !dev || dev.pool === pool) return;
+    this.change(node, () => {
+      if (dev.pool) {
+        const left = (this.pools.get(dev.pool) ?? 1) - 1;
+        if (left > 0) this.pools.set(dev.pool, left);
+        else this.pools.delete(dev.pool);
+      }
+      dev.pool = pool;
+      dev.poolGrant = pool ? grant : undefined;
+      if (pool) this.pools.set(pool, (this.pools.get(pool) ?? 0) + 1);
+    });
   }
 
   /** Marks weights as resident on devices (warm state survives the workload). */

@@ -55,9 +55,13 @@ export function deviceAssignment(g: DeviceGrant): DeviceAssignment {
   return { index: g.index, uuid: g.uuid, vram, ...(g.milli > 0 ? { computeMilli: g.milli } : {}) };
 }
 
-/** The grant a Task's device assignment stands for on `node` (inverse of deviceAssignment). */
-export function deviceGrant(a: DeviceAssignment, node: NodeState): DeviceGrant {
+/**
+ * The grant a Task's device assignment stands for on `node` (inverse of deviceAssignment).
+ * A device of the member's VRAMPool (namespace/name) is used through the pool.
+ */
+export function deviceGrant(a: DeviceAssignment, node: NodeState, pool?: string): DeviceGrant {
   const device = node.devices.find((d) => d.index === a.index);
+  if (pool !== undefined && device?.pool === pool) return { ...deviceGrant(a, node), pool };
   const uuid = a.uuid ?? device?.uuid ?? '';
   if (a.migProfile !== undefined || a.migInstance !== undefined) {
     return { index: a.index, uuid, whole: false, milli: 0, memoryBytes: 0, migProfile: a.migProfile, migInstance: a.migInstance };
@@ -98,6 +102,8 @@ export function placementOfTask(h: TaskHolding, node: NodeState): MemberPlacemen
   const gang = h.spec.gangName;
   const prefix = gang ? `${gang}-${role}-` : '';
   const id = prefix && h.name.startsWith(prefix) ? `${role}-${h.name.slice(prefix.length)}` : h.name;
+  const ns = h.holder.startsWith('task:') ? h.holder.slice(5).split('/')[0]! : h.holder.split('/')[0]!;
+  const vramPool = h.spec.vramPoolName ? `${ns}/${h.spec.vramPoolName}` : undefined;
   const member: MemberRequest = {
     id,
     role,
@@ -108,18 +114,28 @@ export function placementOfTask(h: TaskHolding, node: NodeState): MemberPlacemen
     migProfile: r.migProfile,
     cpuMilli: Math.round(amount(r.cpu) * 1000),
     memoryBytes: amount(r.memory),
+    ...(h.spec.model ? { model: h.spec.model } : {}),
+    ...(vramPool ? { vramPool } : {}),
   };
   return {
     member,
     node: node.name,
-    devices: (h.spec.devices ?? []).map((a) => deviceGrant(a, node)),
+    devices: (h.spec.devices ?? []).map((a) => deviceGrant(a, node, vramPool)),
     cpuMilli: member.cpuMilli,
     memoryBytes: member.memoryBytes,
   };
 }
 
+/** Who owns the member Tasks, and labels they carry beside the gang's and role's. */
+export interface MemberTaskOptions {
+  /** Default the gang itself (an InferenceService owns its replica gangs' Tasks). */
+  owner?: KubeObject;
+  labels?: Record<string, string>;
+}
+
 /** The member Tasks of a placement: bound to their node and devices, owned by the gang. */
-export function memberTasks(gang: KubeObject, placement: GangPlacement): KubeObject[] {
+export function memberTasks(gang: KubeObject, placement: GangPlacement, opts: MemberTaskOptions = {}): KubeObject[] {
+  const owner = opts.owner ?? gang;
   const spec = gang.spec as GangSchedulingGroupSpec;
   const ns = gang.metadata.namespace ?? 'default';
   const gangName = gang.metadata.name;
@@ -128,7 +144,7 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement): KubeObj
   return placement.members.map((p) => {
     const m = p.member;
     const template = spec.roles.find((r) => r.name === m.role)!.template;
-    const labels: Record<string, string> = {};
+    const labels: Record<string, string> = { ...opts.labels };
     // Label values are at most 63 characters; longer gang names go without the label.
     if (gangName.length <= 63) labels[LABEL_GANG] = gangName;
     labels[LABEL_ROLE] = m.role;
@@ -145,6 +161,8 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement): KubeObj
       ...(template.workingDir ? { workingDir: template.workingDir } : {}),
       ...(template.env ? { env: template.env } : {}),
       ...(template.resources ? { resources: template.resources } : {}),
+      ...(template.vramPoolName ? { vramPoolName: template.vramPoolName } : {}),
+      ...(template.model ? { model: template.model } : {}),
       ...(template.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: template.terminationGracePeriodSeconds } : {}),
     };
     return {
@@ -154,7 +172,7 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement): KubeObj
         name: taskName(gangName, m),
         namespace: ns,
         labels,
-        ownerReferences: [{ apiVersion: gang.apiVersion, kind: gang.kind, name: gangName, uid: gang.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true }],
       },
       spec: taskSpec,
       status: { phase: 'Bound' },

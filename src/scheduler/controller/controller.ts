@@ -7,11 +7,19 @@
 // gang's resourceVersion, so a crash leaves all of the gang bound or none of it. A gang
 // that fits nowhere says why (condition Scheduled=False and a Warning Event, written when
 // the reason changes) and waits for the cluster to change.
+//
+// VRAMPools are placed through the same loop as pseudo-gangs and hold their devices for the
+// workloads that name them (vrampools.ts). An InferenceService is placed replica by
+// replica, each replica a gang `<service>-r<i>` of membersPerReplica members; the Tasks of
+// the replicas placed in an attempt and the service's status are written in one
+// transaction. A member naming a VRAMPool waits until the pool is bound.
 import type { Logger } from 'pino';
 import { Registry as MetricsRegistry } from 'prom-client';
 import type { KubeObject } from '../../api/meta.ts';
 import type { KindDefinition } from '../../api/kind.ts';
-import { AcceleratorClass, GangSchedulingGroup, Node, Task, TopologyDomain } from '../../api/kinds/index.ts';
+import { AcceleratorClass, GangSchedulingGroup, InferenceService, Node, Task, TopologyDomain, VRAMPool } from '../../api/kinds/index.ts';
+import type { InferenceServiceSpec } from '../../api/kinds/inferenceservice.ts';
+import { setCondition, type Condition } from '../../api/meta.ts';
 import type { AcceleratorClassSpec } from '../../api/kinds/acceleratorclass.ts';
 import type { ObjectEvent, Registry, TransactWrite } from '../../apiserver/registry.ts';
 import { ApiError, alreadyExists } from '../../apiserver/errors.ts';
@@ -20,17 +28,41 @@ import { watchKind, type LocalInformer } from '../../controllers/informer.ts';
 import { ClusterCache, type NodeInput } from '../cache/cluster.ts';
 import type { Framework } from '../framework/framework.ts';
 import { createFramework } from '../framework/profiles.ts';
-import type { GangPlacement, MemberPlacement } from '../framework/types.ts';
-import { domainInput, gangRequest, nodeInput } from '../objects.ts';
+import type { GangPlacement, GangRequest, MemberPlacement } from '../framework/types.ts';
+import { domainInput, gangRequest, nodeInput, replicaGang, replicaGangName } from '../objects.ts';
 import {
-  gangKey, isPendingGang, memberTasks, placementOfTask, placementSummary, scheduledStatus, taskHolding, taskKey, unschedulableStatus,
+  CONDITION_SCHEDULED, gangKey, isPendingGang, memberTasks, placementOfTask, placementSummary, scheduledStatus, taskHolding, taskKey, unschedulableStatus,
   type TaskHolding,
 } from './binding.ts';
 import { CapacityStatusWriter } from './capacity-status.ts';
 import { schedulerMetrics, type SchedulerMetrics } from './metrics.ts';
 import { SchedulingQueue, type QueuedGang } from './queue.ts';
+import { VRAMPoolBinder } from './vrampools.ts';
 
 export const SCHEDULER_COMPONENT = 'k8s4ai-scheduler';
+
+/** Labels of an InferenceService replica's Tasks. */
+export const LABEL_SERVICE = 'k8s4ai.io/inferenceservice';
+export const LABEL_REPLICA = 'k8s4ai.io/replica';
+
+/** Queue keys of InferenceServices: `isvc:<namespace>/<name>` (gangs' are `<namespace>/<name>`). */
+const SERVICE_PREFIX = 'isvc:';
+
+interface ServiceStatusShape {
+  replicas?: number;
+  readyReplicas?: number;
+  conditions?: Condition[];
+  observedGeneration?: number;
+  [field: string]: unknown;
+}
+
+/** A service with replicas still to place (or a status not yet saying how many it has). */
+function isPendingService(obj: KubeObject): boolean {
+  if (obj.metadata.deletionTimestamp) return false;
+  const spec = obj.spec as InferenceServiceSpec;
+  const status = (obj.status ?? {}) as ServiceStatusShape;
+  return status.replicas !== spec.replicas || (status.readyReplicas ?? 0) < spec.replicas || status.observedGeneration !== (obj.metadata.generation ?? 1);
+}
 
 export interface SchedulerOptions {
   registry: Registry;
@@ -66,6 +98,7 @@ export class SchedulerController {
   private readonly nodeInputs = new Map<string, { input: NodeInput; signature: string }>();
   private readonly domainSignatures = new Map<string, string>();
   private readonly tasks = new Map<string, HeldTask>();
+  private readonly pools: VRAMPoolBinder;
   private readonly background = new Set<Promise<unknown>>();
   private readonly unschedulableFlushMs: number;
   private flushTimer?: NodeJS.Timeout;
@@ -82,6 +115,16 @@ export class SchedulerController {
     this.metrics = schedulerMetrics(opts.metrics ?? new MetricsRegistry(), this.framework.profile.name, this.cache, () => this.queue.size);
     this.statusWriter = new CapacityStatusWriter(this.registry, this.cache, this.nodeObjects, this.classObjects, this.log, opts.statusDelayMs);
     this.unschedulableFlushMs = opts.unschedulableFlushMs ?? 60_000;
+    this.pools = new VRAMPoolBinder({
+      registry: this.registry,
+      cache: this.cache,
+      framework: this.framework,
+      queue: this.queue,
+      events: this.events,
+      log: this.log,
+      markNode: (node) => this.statusWriter.markNode(node),
+      inBackground: (p) => this.inBackground(p),
+    });
   }
 
   /**
@@ -92,8 +135,11 @@ export class SchedulerController {
     await this.inform(AcceleratorClass, (e) => this.onClass(e));
     await this.inform(TopologyDomain, (e) => this.onDomain(e));
     await this.inform(Node, (e) => this.onNode(e));
+    // Pools before Tasks: a Task using a pool's device is held through the pool.
+    await this.inform(VRAMPool, (e) => this.pools.onPool(e));
     await this.inform(Task, (e) => this.onTask(e));
     await this.inform(GangSchedulingGroup, (e) => this.onGang(e));
+    await this.inform(InferenceService, (e) => this.onService(e));
     // Free capacity as the Tasks say it is: corrects what a crash left unpublished.
     this.statusWriter.markAll();
     this.flushTimer = setInterval(() => this.queue.moveAllToActive(), this.unschedulableFlushMs);
@@ -133,7 +179,13 @@ export class SchedulerController {
   private resync(def: KindDefinition, objects: KubeObject[], handle: (e: ObjectEvent) => void): void {
     const present = new Set(objects.map((o) => (def.namespaced ? gangKey(o) : o.metadata.name)));
     const known: Iterable<string> =
-      def === Node ? this.nodeObjects.keys() : def === AcceleratorClass ? this.classObjects.keys() : def === Task ? this.tasks.keys() : def === GangSchedulingGroup ? this.queue.keys() : [];
+      def === Node ? this.nodeObjects.keys()
+      : def === AcceleratorClass ? this.classObjects.keys()
+      : def === Task ? this.tasks.keys()
+      : def === GangSchedulingGroup ? this.queue.keys().filter((k) => !k.includes(':'))
+      : def === VRAMPool ? this.pools.keys()
+      : def === InferenceService ? this.queue.keys().filter((k) => k.startsWith(SERVICE_PREFIX)).map((k) => k.slice(SERVICE_PREFIX.length))
+      : [];
     for (const key of [...known]) {
       if (present.has(key)) continue;
       const [ns, name] = def.namespaced ? key.split('/') : [undefined, key];
@@ -185,6 +237,7 @@ export class SchedulerController {
       this.nodeObjects.delete(name);
       this.nodeInputs.delete(name);
       if (!this.cache.nodes.has(name)) return;
+      this.pools.onNodeRemoved(name);
       this.cache.removeNode(name);
       // Its Tasks stay bound; they hold again if the node comes back.
       for (const t of this.tasks.values()) if (t.node === name) t.placement = undefined;
@@ -203,7 +256,10 @@ export class SchedulerController {
     this.nodeInputs.set(name, { input, signature });
     const isNew = !this.cache.nodes.has(name);
     this.cache.upsertNode(input);
-    if (isNew) for (const t of this.tasks.values()) if (t.node === name && !t.placement) this.hold(t);
+    if (isNew) {
+      this.pools.onNodeAdded(name);
+      for (const t of this.tasks.values()) if (t.node === name && !t.placement) this.hold(t);
+    }
     this.statusWriter.markNode(name);
     return true;
   }
@@ -228,7 +284,26 @@ export class SchedulerController {
     if (!node) return; // held once the node is known
     t.placement = placementOfTask(t, node);
     this.cache.reserve(t.holder, t.placement);
+    this.markModels(t.placement);
     this.statusWriter.markNode(t.node);
+  }
+
+  /** A member that loads a model leaves its weights resident on its devices (warm state). */
+  private markModels(p: MemberPlacement): void {
+    if (!p.member.model) return;
+    for (const g of p.devices) this.cache.markResident(p.node, g.index, p.member.model);
+  }
+
+  /**
+   * The request as this cluster can place it: members naming a bound VRAMPool take their
+   * GPUs from it (poolDevices); a member naming a pool not bound yet makes the gang wait.
+   */
+  private withPools(request: GangRequest): { request: GangRequest; waiting?: string } {
+    if (!request.members.some((m) => m.vramPool)) return { request };
+    for (const m of request.members) {
+      if (m.vramPool && !this.pools.isBound(m.vramPool)) return { request, waiting: `waits for VRAMPool ${m.vramPool} to be bound` };
+    }
+    return { request: { ...request, members: request.members.map((m) => (m.vramPool && m.gpus > 0 ? { ...m, poolDevices: m.gpus, gpus: 0 } : m)) } };
   }
 
   private releaseTask(key: string, t: HeldTask): void {
@@ -292,11 +367,21 @@ export class SchedulerController {
   private async attempt(entry: QueuedGang): Promise<void> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
-    const result = this.framework.schedule(entry.request);
-    if (!result.placement) {
+    if (entry.object.kind === VRAMPool.kind) {
+      const result = await this.pools.attempt(entry);
+      this.metrics.attempt(result, seconds());
+      return;
+    }
+    if (entry.object.kind === InferenceService.kind) {
+      this.metrics.attempt(await this.attemptService(entry), seconds());
+      return;
+    }
+    const { request, waiting } = this.withPools(entry.request);
+    const result = waiting ? undefined : this.framework.schedule(request);
+    if (!result?.placement) {
       this.queue.done(entry.key, 'unschedulable');
       this.metrics.attempt('unschedulable', seconds());
-      const reason = result.status.reason ?? `cannot be placed (${result.status.plugin ?? result.status.code})`;
+      const reason = waiting ?? result?.status.reason ?? `cannot be placed (${result?.status.plugin ?? result?.status.code})`;
       this.log.debug({ gang: entry.key, reason }, 'gang is unschedulable');
       await this.reportUnschedulable(entry, reason);
       return;
@@ -327,9 +412,19 @@ export class SchedulerController {
     const ns = gang.metadata.namespace;
     const tasks = memberTasks(gang, placement);
     const status = scheduledStatus(gang, placement, (node) => this.cache.nodes.get(node)?.path ?? []);
-    const writes: TransactWrite[] = tasks.map((body) => ({ op: 'create', def: Task, namespace: ns, body, opts: { keepStatus: true } }));
     // The gang as this attempt saw it (its resourceVersion): if it changed since, nothing is written.
-    writes.push({ op: 'update', def: GangSchedulingGroup, namespace: ns, name: gang.metadata.name, body: { ...gang, status }, subresource: 'status' });
+    const bound = await this.commit(tasks, placement.members, { op: 'update', def: GangSchedulingGroup, namespace: ns, name: gang.metadata.name, body: { ...gang, status }, subresource: 'status' });
+    this.log.info({ gang: entry.key, domain: placement.domain, level: placement.level, members: tasks.length }, 'gang bound');
+    this.inBackground(this.events.record(bound, 'Normal', 'Scheduled', `Successfully placed ${placementSummary(placement)}`));
+  }
+
+  /**
+   * Creates the member Tasks (each holding its placement) and writes `owner`'s status, in
+   * one transaction; answers the owner as written.
+   */
+  private async commit(tasks: KubeObject[], members: MemberPlacement[], owner: TransactWrite): Promise<KubeObject> {
+    const writes: TransactWrite[] = tasks.map((body) => ({ op: 'create', def: Task, namespace: body.metadata.namespace, body, opts: { keepStatus: true } }));
+    writes.push(owner);
     // The Tasks will hold the reservation. Registered before the commit, since their watch
     // events may arrive before the commit's answer does; a name still taken by another Task
     // refuses the binding (as the create would).
@@ -337,7 +432,7 @@ export class SchedulerController {
     for (const [i, body] of tasks.entries()) {
       const key = taskKey(body);
       if (this.tasks.has(key)) throw alreadyExists(Task, body.metadata.name);
-      registered.push([key, { ...taskHolding(body)!, placement: placement.members[i] }]);
+      registered.push([key, { ...taskHolding(body)!, placement: members[i] }]);
     }
     for (const [key, held] of registered) this.tasks.set(key, held);
     let results;
@@ -347,9 +442,108 @@ export class SchedulerController {
       for (const [key, held] of registered) if (this.tasks.get(key) === held) this.tasks.delete(key);
       throw err;
     }
-    const bound = results[results.length - 1]!.object;
-    this.log.info({ gang: entry.key, domain: placement.domain, level: placement.level, members: tasks.length }, 'gang bound');
-    this.inBackground(this.events.record(bound, 'Normal', 'Scheduled', `Successfully placed ${placementSummary(placement)}`));
+    for (const m of members) this.markModels(m);
+    return results[results.length - 1]!.object;
+  }
+
+  // ---- the inference services ------------------------------------------------------------------
+
+  private onService(e: ObjectEvent): void {
+    const key = `${SERVICE_PREFIX}${gangKey(e.object)}`;
+    if (e.type === 'DELETED' || !isPendingService(e.object)) {
+      this.queue.remove(key);
+      return;
+    }
+    const spec = e.object.spec as InferenceServiceSpec;
+    // What the queue orders by; each replica's own request is made per attempt.
+    const ns = e.object.metadata.namespace ?? 'default';
+    const request: GangRequest = {
+      id: key,
+      namespace: ns,
+      name: e.object.metadata.name,
+      queue: spec.queueName ?? 'default',
+      priority: spec.priority ?? 0,
+      createdAt: Date.parse(String(e.object.metadata.creationTimestamp ?? 0)) || 0,
+      members: [],
+      minMember: 0,
+    };
+    this.queue.upsert(e.object, request);
+  }
+
+  /**
+   * Places every replica of a service not bound yet, each as a whole gang, in order; binds
+   * those placed (Tasks owned by the service, labelled with the replica) and the service's
+   * status in one transaction. A replica that fits nowhere stops the attempt and says why.
+   */
+  private async attemptService(entry: QueuedGang): Promise<'scheduled' | 'unschedulable' | 'error'> {
+    const svc = entry.object;
+    const spec = svc.spec as InferenceServiceSpec;
+    const ns = svc.metadata.namespace ?? 'default';
+    const holders = new Set([...this.tasks.values()].map((t) => t.holder));
+    const isBound = (r: number) => holders.has(`${ns}/${replicaGangName(svc.metadata.name, r)}`);
+    let ready = 0;
+    const placed: { r: number; gang: KubeObject; placement: GangPlacement }[] = [];
+    let reason: string | undefined;
+    for (let r = 0; r < spec.replicas; r++) {
+      if (isBound(r)) {
+        ready++;
+        continue;
+      }
+      const gang = replicaGang(svc, r);
+      const { request, waiting } = this.withPools(gangRequest(gang));
+      const result = waiting ? undefined : this.framework.schedule(request);
+      if (!result?.placement) {
+        reason = `replica ${r}: ${waiting ?? result?.status.reason ?? `cannot be placed (${result?.status.plugin ?? result?.status.code})`}`;
+        break;
+      }
+      placed.push({ r, gang, placement: result.placement });
+    }
+    const unreserve = () => {
+      for (const p of placed) for (const m of p.placement.members) {
+        this.cache.unreserve(p.placement.gang.id, m);
+        this.statusWriter.markNode(m.node);
+      }
+    };
+    const tasks = placed.flatMap((p) => memberTasks(p.gang, p.placement, { owner: svc, labels: { [LABEL_SERVICE]: svc.metadata.name, [LABEL_REPLICA]: String(p.r) } }));
+    const members = placed.flatMap((p) => p.placement.members);
+    const status = this.serviceStatus(svc, ready + placed.length, reason, placed);
+    try {
+      if (placed.length || status) {
+        const write: TransactWrite = { op: 'update', def: InferenceService, namespace: ns, name: svc.metadata.name, body: { ...svc, status: status ?? svc.status }, subresource: 'status' };
+        const written = await this.commit(tasks, members, write);
+        for (const p of placed) this.inBackground(this.events.record(written, 'Normal', 'Scheduled', `Successfully placed replica ${p.r}: ${placementSummary(p.placement)}`));
+        if (reason && status) this.inBackground(this.events.record(written, 'Warning', 'FailedScheduling', reason));
+      }
+    } catch (err) {
+      unreserve();
+      this.queue.done(entry.key, 'retry');
+      const expected = err instanceof ApiError && ['Conflict', 'AlreadyExists', 'NotFound'].includes(err.reason);
+      this.log[expected ? 'info' : 'warn']({ err, service: entry.key }, 'binding the service replicas failed; will retry');
+      return 'error';
+    }
+    for (const m of members) this.statusWriter.markNode(m.node);
+    if (placed.length) this.log.info({ service: entry.key, replicas: placed.map((p) => p.r) }, 'service replicas bound');
+    this.queue.done(entry.key, reason ? 'unschedulable' : 'bound');
+    return reason ? 'unschedulable' : 'scheduled';
+  }
+
+  /** The service's status after an attempt (replicas, ready = bound, condition Scheduled), or undefined when unchanged. */
+  private serviceStatus(svc: KubeObject, ready: number, reason: string | undefined, placed: { r: number; placement: GangPlacement }[]): ServiceStatusShape | undefined {
+    const spec = svc.spec as InferenceServiceSpec;
+    const current = (svc.status ?? {}) as ServiceStatusShape;
+    const generation = svc.metadata.generation ?? 1;
+    const cond = current.conditions?.find((c) => c.type === CONDITION_SCHEDULED);
+    const message = reason ?? `placed ${spec.replicas} replica${spec.replicas === 1 ? '' : 's'}`;
+    if (!placed.length && current.replicas === spec.replicas && current.readyReplicas === ready && current.observedGeneration === generation && cond?.message === message) return undefined;
+    return {
+      ...current,
+      replicas: spec.replicas,
+      readyReplicas: ready,
+      observedGeneration: generation,
+      conditions: setCondition(current.conditions, reason
+        ? { type: CONDITION_SCHEDULED, status: 'False', reason: 'Unschedulable', message, observedGeneration: generation }
+        : { type: CONDITION_SCHEDULED, status: 'True', reason: 'Scheduled', message, observedGeneration: generation }),
+    };
   }
 
   /** Condition Scheduled=False with the reason, and a Warning Event, when the reason changed. */

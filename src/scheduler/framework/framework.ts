@@ -5,6 +5,7 @@
 // explain why not. Hosts (control plane, simulator, benchmarks) bind the result.
 import type { TopologyLevel } from '../../api/schema.ts';
 import type { ClusterCache, DomainState, NodeState } from '../cache/cluster.ts';
+import { deviceIsWholeFree } from '../cache/cluster.ts';
 import {
   Code,
   type AllocatePlugin,
@@ -135,7 +136,10 @@ export class Framework {
           continue;
         }
         let tried = 0;
+        const cls = members.every((m) => m.acceleratorClass === members[0]!.acceleratorClass) ? members[0]!.acceleratorClass : undefined;
         for (const node of this.nodesFitting(wholeNeed)) {
+          // A node whose free GPUs are of another class cannot hold the gang: don't spend a try on it.
+          if (cls && node.devices.filter((d) => d.className === cls && deviceIsWholeFree(d)).length < wholeNeed) continue;
           yield { nodes: () => [node], leaves: [node.leaf], domain: node.name, level: 'node', inNode };
           if (++tried >= this.profile.domainsToTry) break;
         }

@@ -31,17 +31,23 @@ const COMMON = {
   permit: ['GangPermit'],
 } as const;
 
-/** The default profile: what `up`, `sim` and the benchmarks run unless told otherwise. */
+/**
+ * The default profile: what `up`, `sim` and the benchmarks run unless told otherwise.
+ * Fragmentation (plugins/fragmentation) places by what a placement costs the pods still to
+ * come — GPUs they can no longer use, and GPUs stranded without CPU or memory — learning the
+ * workload from the gangs it sees (its PreFilter); it also does the packing BinPack and
+ * ShareFit did. TopologyPack keeps gangs close (it outweighs Fragmentation across nodes), warm
+ * weights win outright.
+ */
 export const DEFAULT_PROFILE: ProfileConfig = {
   name: 'k8s4ai',
   ...COMMON,
-  preFilter: [...COMMON.preFilter],
+  preFilter: [...COMMON.preFilter, 'Fragmentation'],
   filter: [...COMMON.filter],
   permit: [...COMMON.permit],
   score: [
+    { name: 'Fragmentation', weight: 1 },
     { name: 'TopologyPack', weight: 2 },
-    { name: 'BinPack', weight: 1 },
-    { name: 'ShareFit', weight: 2 },
     { name: 'WarmWeights', weight: 3 },
   ],
 };

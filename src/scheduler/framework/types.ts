@@ -29,8 +29,13 @@ export interface MemberRequest {
   nodeSelector?: Record<string, string>;
   /** Model weights the member loads; devices holding them score highest. */
   model?: string;
-  /** VRAMPool whose devices the member should use. */
+  /** VRAMPool (namespace/name) whose devices the member should use. */
   vramPool?: string;
+  /**
+   * Devices the member takes from its bound VRAMPool (its `gpus`, moved here so that the
+   * whole-GPU search, which looks at free devices only, does not rule the pool's out).
+   */
+  poolDevices?: number;
 }
 
 export interface GangRequest {
@@ -61,6 +66,11 @@ export interface DeviceGrant {
   memoryBytes: number;
   migProfile?: string;
   migInstance?: number;
+  /**
+   * Set when the device is used through the member's VRAMPool (namespace/name): the pool
+   * already holds the capacity, so the grant takes none of it.
+   */
+  pool?: string;
 }
 
 export interface MemberPlacement {

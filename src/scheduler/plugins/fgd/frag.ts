@@ -24,6 +24,8 @@ export interface PodSpec {
   gpuMilli: number;
   /** Allowed accelerator classes (GPU models); empty: any. */
   classes: readonly string[];
+  /** Host memory in bytes, when the model weighs it (FGD's does not). */
+  memoryBytes?: number;
 }
 
 export interface TargetPod extends PodSpec {
@@ -43,7 +45,7 @@ export function specOfMember(m: MemberRequest): PodSpec {
 }
 
 export function specKey(s: PodSpec): string {
-  return `${s.cpuMilli}/${s.gpus}/${s.gpuMilli}/${s.classes.join('|')}`;
+  return `${s.cpuMilli}/${s.gpus}/${s.gpuMilli}/${s.classes.join('|')}${s.memoryBytes === undefined ? '' : `/${s.memoryBytes}`}`;
 }
 
 /**
@@ -138,7 +140,8 @@ interface Group {
 
 /** A fragmentation measure of a node state: CPU milli left and per-device GPU thousandths left. */
 export interface Measure {
-  frag(node: NodeState, cpu: number, lefts: ArrayLike<number>): number;
+  /** `memory`: host memory left, bytes (measures that ignore memory ignore it). */
+  frag(node: NodeState, cpu: number, lefts: ArrayLike<number>, memory: number): number;
 }
 
 /**
@@ -200,7 +203,7 @@ export class FragModel implements Measure {
   }
 
   /** F_n for the node's devices with `lefts` thousandths left and `cpu` CPU milli left. */
-  frag(node: NodeState, cpu: number, lefts: ArrayLike<number>): number {
+  frag(node: NodeState, cpu: number, lefts: ArrayLike<number>, _memory?: number): number {
     const n = lefts.length;
     let total = 0;
     for (let i = 0; i < n; i++) total += lefts[i]!;
@@ -234,15 +237,27 @@ export class FragModel implements Measure {
 
 // ---- the workload seen so far ---------------------------------------------------------------
 
+export interface TrackerOptions {
+  /** Distinct gangs remembered (a sliding window of the most recent). Default 20,000. */
+  window?: number;
+  /** Popularity threshold, % of the counted members the target specs must cover. Default 95. */
+  thresholdPct?: number;
+  /** Rebuild the target list at most once per this many arrivals, once 1,000 have been seen. Default 250. */
+  rebuildEvery?: number;
+  /** Count host memory as part of a spec (FGD's specs have none). Default false. */
+  withMemory?: boolean;
+}
+
 /**
- * The distribution of what a scheduler is asked for, learned online: every gang it attempts
- * is counted once (by id), over a sliding window of the most recent arrivals; bootstrapped
- * from what the cache holds (the running gangs) when nothing has arrived yet. No trace-wide
- * knowledge: the control plane and the benchmarks learn it the same way.
+ * The distribution of what a scheduler is asked for, learned online: each gang it attempts is
+ * counted once (by id; each member a pod spec), over a sliding window of the most recent
+ * arrivals, bootstrapped from what the cache holds (the running gangs) when nothing has
+ * arrived yet. No trace-wide knowledge: the control plane and the benchmarks learn it alike.
  */
 export class WorkloadTracker {
   private readonly seen = new Set<string>();
   private readonly order: string[] = [];
+  private head = 0;
   private readonly specsOf = new Map<string, string[]>();
   private readonly counts = new Map<string, [PodSpec, number]>();
   private cached: FragModel | undefined;
@@ -250,36 +265,55 @@ export class WorkloadTracker {
   private arrivals = 0;
   private lastBuilt = 0;
   private bootstrapped = false;
+  private targetList: TargetPod[] = [];
+  private readonly window: number;
+  private readonly thresholdPct: number;
+  private readonly rebuildEvery: number;
+  private readonly withMemory: boolean;
+  /** Increases whenever targets() changes. */
+  version = 0;
 
-  constructor(
-    /** Distinct gangs remembered. */
-    readonly window = 20000,
-    readonly thresholdPct = DEFAULT_POPULARITY_THRESHOLD,
-    /** Rebuild the model at most once per this many new arrivals (after the first 1,000). */
-    readonly rebuildEvery = 250,
-  ) {}
+  constructor(o: TrackerOptions = {}) {
+    this.window = o.window ?? 20000;
+    this.thresholdPct = o.thresholdPct ?? DEFAULT_POPULARITY_THRESHOLD;
+    this.rebuildEvery = o.rebuildEvery ?? 250;
+    this.withMemory = o.withMemory ?? false;
+  }
 
   /** Counts a gang the first time it is seen. */
   observe(gang: GangRequest): void {
     if (this.seen.has(gang.id)) return;
-    this.add(gang.id, gang.members.map(specOfMember));
+    this.add(
+      gang.id,
+      gang.members.map((m) => this.spec(m)),
+    );
     this.arrivals++;
   }
 
   /** Counts what the cache holds, once, while nothing has been observed. */
   bootstrap(cache: ClusterCache): void {
-    if (this.bootstrapped || this.order.length) return;
+    if (this.bootstrapped || this.seen.size) return;
     this.bootstrapped = true;
     for (const id of cache.gangIds()) {
-      if (this.seen.has(id)) continue;
       this.add(
         id,
-        cache.holding(id).map((p) => specOfMember(p.member)),
+        cache.holding(id).map((p) => this.spec(p.member)),
       );
     }
   }
 
+  /** Gangs counted now. */
+  get size(): number {
+    return this.seen.size;
+  }
+
+  private spec(m: MemberRequest): PodSpec {
+    const s = specOfMember(m);
+    return this.withMemory ? { ...s, memoryBytes: m.memoryBytes } : s;
+  }
+
   private add(id: string, specs: PodSpec[]): void {
+    if (this.seen.has(id)) return;
     this.seen.add(id);
     this.order.push(id);
     const keys: string[] = [];
@@ -291,8 +325,8 @@ export class WorkloadTracker {
       else this.counts.set(key, [s, 1]);
     }
     this.specsOf.set(id, keys);
-    while (this.order.length > this.window) {
-      const old = this.order.shift()!;
+    while (this.order.length - this.head > this.window) {
+      const old = this.order[this.head++]!;
       this.seen.delete(old);
       for (const key of this.specsOf.get(old) ?? []) {
         const e = this.counts.get(key);
@@ -300,12 +334,12 @@ export class WorkloadTracker {
       }
       this.specsOf.delete(old);
     }
+    if (this.head > 4096 && this.head * 2 > this.order.length) {
+      this.order.splice(0, this.head);
+      this.head = 0;
+    }
     this.dirty = true;
   }
-
-  /** Increases whenever targets() changes. */
-  version = 0;
-  private targetList: TargetPod[] = [];
 
   /** The current target workload (rebuilt at most every `rebuildEvery` arrivals once warm). */
   targets(): TargetPod[] {
@@ -332,6 +366,7 @@ export class WorkloadTracker {
 
 interface Entry {
   cpu: number;
+  memory: number;
   lefts: number[];
   version: number;
   before: number;
@@ -355,7 +390,7 @@ export class FragCache {
   private entry(node: NodeState, measure: Measure, version: number): Entry {
     let e = this.entries[node.slot];
     const n = node.devices.length;
-    let valid = e !== undefined && e.version === version && e.cpu === node.cpuFree && e.lefts.length === n;
+    let valid = e !== undefined && e.version === version && e.cpu === node.cpuFree && e.memory === node.memoryFree && e.lefts.length === n;
     if (valid) {
       for (let i = 0; i < n; i++) {
         if (e!.lefts[i] !== deviceLeft(node.devices[i]!)) {
@@ -366,7 +401,7 @@ export class FragCache {
     }
     if (!valid) {
       const lefts = leftsOf(node, e?.lefts ?? []);
-      e = { cpu: node.cpuFree, lefts, version, before: measure.frag(node, node.cpuFree, lefts), after: e?.after ?? new Map() };
+      e = { cpu: node.cpuFree, memory: node.memoryFree, lefts, version, before: measure.frag(node, node.cpuFree, lefts, node.memoryFree), after: e?.after ?? new Map() };
       e.after.clear();
       this.entries[node.slot] = e;
     }
@@ -375,7 +410,7 @@ export class FragCache {
 
   private specId(member: MemberRequest): number {
     if (member === this.lastMember) return this.lastSpec;
-    const key = `${member.cpuMilli}/${member.gpus}/${member.gpuMilli}/${member.vramBytes}/${member.migProfile ?? ''}`;
+    const key = `${member.cpuMilli}/${member.gpus}/${member.gpuMilli}/${member.vramBytes}/${member.memoryBytes}/${member.migProfile ?? ''}`;
     let id = this.specIds.get(key);
     if (id === undefined) {
       id = this.specIds.size;
@@ -416,7 +451,7 @@ export class FragCache {
       const i = at >= 0 ? at : indexOfDevice(node, g.index);
       if (i >= 0) s[i] = deviceLeftAfter(node.devices[i]!, g);
     }
-    const after = measure.frag(node, node.cpuFree - member.cpuMilli, s);
+    const after = measure.frag(node, node.cpuFree - member.cpuMilli, s, node.memoryFree - member.memoryBytes);
     if (key !== undefined) e.after.set(key, after);
     return [e.before, after];
   }
