@@ -14,6 +14,7 @@ import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runApiBench, renderTable, writeJson, PHASES, type ApiBenchOptions, type Phase, type StoreKind } from './api.ts';
+import { argHelpers } from './lib/args.ts';
 
 const USAGE = `usage: npm run bench -- api [options]
 
@@ -32,23 +33,10 @@ const USAGE = `usage: npm run bench -- api [options]
   -h, --help            this text
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exit(2);
-}
+const { fail, positiveNumber, list } = argHelpers(USAGE);
 
-function positiveNumber(name: string, raw: string, integer = true): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${raw}"`);
-  return n;
-}
 
-function list<T extends string>(name: string, raw: string, allowed?: readonly T[]): T[] {
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) fail(`--${name} is empty`);
-  if (allowed) for (const i of items) if (!allowed.includes(i as T)) fail(`--${name}: unknown "${i}" (use ${allowed.join(', ')})`);
-  return [...new Set(items)] as T[];
-}
+
 
 const FS_TYPES: Record<number, string> = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x6969: 'nfs' };
 
@@ -109,7 +97,7 @@ export async function run(rest: string[]): Promise<void> {
       },
     }).values;
   } catch (err) {
-    fail((err as Error).message);
+    return fail((err as Error).message);
   }
   if (parsed.help) {
     process.stdout.write(USAGE);

@@ -22,6 +22,7 @@ import { note, progressBar } from './lib/progress.ts';
 import { round } from './lib/stats.ts';
 import { runTask, type PlacementTask, type WorkerMessage } from './lib/placement-worker.ts';
 import type { RunResult } from './lib/placement-core.ts';
+import { argHelpers } from './lib/args.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** The traces live beside the repository: ../shared/data/openb seen from its root. */
@@ -48,6 +49,8 @@ const USAGE = `usage: npx k8s4ai bench placement [options]
   --json FILE        where to write the report (default bench/results/placement.json)
   -h, --help         this text
 `;
+
+const { fail } = argHelpers(USAGE);
 
 export interface PlacementBenchOptions {
   nodes: string;
@@ -277,10 +280,6 @@ export function renderPlacementTable(traces: TraceReport[], seeds: number[]): st
   return out.join('\n');
 }
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exit(2);
-}
 
 export async function run(rest: string[]): Promise<void> {
   let v;
@@ -301,7 +300,7 @@ export async function run(rest: string[]): Promise<void> {
       },
     }).values;
   } catch (err) {
-    fail((err as Error).message);
+    return fail((err as Error).message);
   }
   if (v.help) {
     process.stdout.write(USAGE);
@@ -330,7 +329,7 @@ export async function run(rest: string[]): Promise<void> {
   try {
     seeds = parseSeeds(v.seeds!);
   } catch (err) {
-    fail((err as Error).message);
+    return fail((err as Error).message);
   }
   const ratio = Number(v.ratio);
   if (!Number.isFinite(ratio) || ratio <= 0) fail(`--ratio must be a positive number, not "${v.ratio}"`);

@@ -22,6 +22,7 @@ import { commandLine, machine } from './api-main.ts';
 import { gangStream, scaleFleet, type GangKind } from './lib/fleetgen.ts';
 import { progressBar, note } from './lib/progress.ts';
 import { quantile, round } from './lib/stats.ts';
+import { argHelpers } from './lib/args.ts';
 
 const USAGE = `usage: npx k8s4ai bench scale [options]
 
@@ -34,6 +35,8 @@ const USAGE = `usage: npx k8s4ai bench scale [options]
   --json FILE      where to write the report (default bench/results/scale.json)
   -h, --help       this text
 `;
+
+const { fail, positiveNumber: num } = argHelpers(USAGE);
 
 /** Gang sizes in GPUs and how often each arrives. */
 export const SCALE_MIX: readonly GangKind[] = [
@@ -48,16 +51,7 @@ export const SCALE_MIX: readonly GangKind[] = [
   { gpus: 1024, weight: 3 },
 ];
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exit(2);
-}
 
-function num(name: string, raw: string, integer = true): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${raw}"`);
-  return n;
-}
 
 export async function run(rest: string[]): Promise<void> {
   let v;
@@ -77,7 +71,7 @@ export async function run(rest: string[]): Promise<void> {
       },
     }).values;
   } catch (err) {
-    fail((err as Error).message);
+    return fail((err as Error).message);
   }
   if (v.help) {
     process.stdout.write(USAGE);

@@ -25,6 +25,7 @@ import { commandLine, machine } from './api-main.ts';
 import { gangStream, scaleFleet, type GangKind } from './lib/fleetgen.ts';
 import { note, progressBar } from './lib/progress.ts';
 import { round } from './lib/stats.ts';
+import { argHelpers } from './lib/args.ts';
 
 const USAGE = `usage: npx k8s4ai bench topology [options]
 
@@ -37,6 +38,8 @@ const USAGE = `usage: npx k8s4ai bench topology [options]
   --json FILE       report (default bench/results/topology.json)
   -h, --help        this text
 `;
+
+const { fail, positiveNumber: num } = argHelpers(USAGE);
 
 const H100 = 'h100-sxm-80gb';
 
@@ -66,16 +69,7 @@ const SCALE_MIX: GangKind[] = [
   { gpus: 1024, weight: 2 },
 ];
 
-function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}`);
-  process.exit(2);
-}
 
-function num(name: string, raw: string, integer = true): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${raw}"`);
-  return n;
-}
 
 interface PolicyResult {
   judged: number;
@@ -136,7 +130,7 @@ export async function run(rest: string[]): Promise<void> {
       },
     }).values;
   } catch (err) {
-    fail((err as Error).message);
+    return fail((err as Error).message);
   }
   if (v.help) {
     process.stdout.write(USAGE);

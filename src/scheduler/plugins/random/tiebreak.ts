@@ -9,17 +9,9 @@
 // within a node the first best choice still wins (as the simulator's GPU pickers do).
 import type { CycleContext, MemberRequest } from '../../framework/types.ts';
 
-/** A small, fast, seeded PRNG (mulberry32): uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, uniform in [0, 1): the project's one (src/lib/random.ts). */
+export { seededRandom as rng } from '../../../lib/random.ts';
+import { seededRandom as rng } from '../../../lib/random.ts';
 
 /** A 32-bit integer hash (lowbias32): well mixed, for per-node draws from one salt. */
 export function hash32(x: number): number {
