@@ -35,9 +35,6 @@ const USAGE = `usage: npm run bench -- api [options]
 
 const { fail, positiveNumber, list } = argHelpers(USAGE);
 
-
-
-
 const FS_TYPES: Record<number, string> = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x6969: 'nfs' };
 
 export function machine() {

@@ -280,7 +280,6 @@ export function renderPlacementTable(traces: TraceReport[], seeds: number[]): st
   return out.join('\n');
 }
 
-
 export async function run(rest: string[]): Promise<void> {
   let v;
   try {

@@ -51,8 +51,6 @@ export const SCALE_MIX: readonly GangKind[] = [
   { gpus: 1024, weight: 3 },
 ];
 
-
-
 export async function run(rest: string[]): Promise<void> {
   let v;
   try {

@@ -69,8 +69,6 @@ const SCALE_MIX: GangKind[] = [
   { gpus: 1024, weight: 2 },
 ];
 
-
-
 interface PolicyResult {
   judged: number;
   withinLowestShare: number;

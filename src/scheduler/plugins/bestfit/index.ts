@@ -6,8 +6,7 @@
 // best-fit GPU; equal scores are broken uniformly at random, as kube-scheduler does.
 import type { ScorePlugin } from '../../framework/types.ts';
 import type { PluginArgs } from '../../framework/registry.ts';
-import { NodeMemo, Selection, seedOf } from '../random/tiebreak.ts';
-import { GPU_PREFERENCE, MAX_SPEC_CPU, MAX_SPEC_GPU, bestFitGpu, gpuLeftTotal, podGpu, totalMilli } from './view.ts';
+import { MAX_SPEC_CPU, MAX_SPEC_GPU, nodeScorePlugin } from './view.ts';
 
 export const Name = 'BestFit';
 
@@ -17,18 +16,5 @@ export function bestFitScore(cpuLeft: number, gpuLeft: number, cpuReq: number, g
 }
 
 export function create(args: PluginArgs = {}): ScorePlugin {
-  const sel = new Selection(seedOf(args, 0), args.tieBreak !== 'random');
-  const memo = new NodeMemo();
-  return {
-    name: Name,
-    score(ctx, member, node, choice) {
-      sel.enter(ctx, member);
-      let s = memo.get(sel.epoch, node.slot);
-      if (s === undefined) {
-        s = bestFitScore(node.cpuFree, gpuLeftTotal(node), member.cpuMilli, totalMilli(podGpu(member))) + sel.jitter(node.slot);
-        memo.set(sel.epoch, node.slot, s);
-      }
-      return s + GPU_PREFERENCE * bestFitGpu(node, choice);
-    },
-  };
+  return nodeScorePlugin(Name, args, bestFitScore);
 }

@@ -2,7 +2,9 @@
 // for GpuNumber GPUs of MilliGpu thousandths each (1000 for whole GPUs); a node has CPU left and
 // a list of per-GPU thousandths left. Constants are the simulator's normalisers.
 import type { NodeState } from '../../cache/cluster.ts';
-import type { DeviceChoice, MemberRequest } from '../../framework/types.ts';
+import type { PluginArgs } from '../../framework/registry.ts';
+import { NodeMemo, Selection, seedOf } from '../random/tiebreak.ts';
+import type { DeviceChoice, MemberRequest, ScorePlugin } from '../../framework/types.ts';
 import { deviceLeft } from '../fgd/frag.ts';
 
 /** The simulator's largest node: 128 CPUs, 8 GPUs (pkg/type/open-gpu-share/utils/const.go). */
@@ -48,4 +50,30 @@ export function bestFitGpu(node: NodeState, choice: DeviceChoice): number {
   if (choice.devices.length !== 1 || choice.devices[0]!.whole) return 0;
   const d = node.devices.find((x) => x.index === choice.devices[0]!.index);
   return d ? 1 - deviceLeft(d) / 1001 : 0;
+}
+
+/**
+ * A score plugin of the simulator's node-level kind (BestFit, DotProd): `nodeScore` of the
+ * node's free CPU and GPU against the pod's request, computed once per node per selection,
+ * with the tie-breaking jitter, plus the best-fit GPU preference within the node.
+ */
+export function nodeScorePlugin(
+  name: string,
+  args: PluginArgs,
+  nodeScore: (cpuLeft: number, gpuLeft: number, cpuReq: number, gpuReq: number) => number,
+): ScorePlugin {
+  const sel = new Selection(seedOf(args, 0), args.tieBreak !== 'random');
+  const memo = new NodeMemo();
+  return {
+    name,
+    score(ctx, member, node, choice) {
+      sel.enter(ctx, member);
+      let s = memo.get(sel.epoch, node.slot);
+      if (s === undefined) {
+        s = nodeScore(node.cpuFree, gpuLeftTotal(node), member.cpuMilli, totalMilli(podGpu(member))) + sel.jitter(node.slot);
+        memo.set(sel.epoch, node.slot, s);
+      }
+      return s + GPU_PREFERENCE * bestFitGpu(node, choice);
+    },
+  };
 }
