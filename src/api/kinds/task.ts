@@ -1,6 +1,6 @@
-import { Type, Struct, StringEnum, NonNegativeInt, EnvVar, StatusStruct, type Static } from '../schema.ts';
+import { Type, Struct, StringEnum, NonNegativeInt, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
-import { MemberResources, DeviceAssignment } from './workload.ts';
+import { ProcessFields, DeviceAssignment } from './workload.ts';
 
 export const TaskPhase = ['Pending', 'Bound', 'Running', 'Succeeded', 'Failed', 'Lost'] as const;
 
@@ -12,14 +12,7 @@ export const TaskSpec = Struct({
   attempt: Type.Optional(NonNegativeInt('Which restart of the gang this Task belongs to.')),
   nodeName: Type.Optional(Type.String({ description: 'The node the Task is bound to.' })),
   devices: Type.Optional(Type.Array(DeviceAssignment)),
-  command: Type.Array(Type.String(), { minItems: 1 }),
-  args: Type.Optional(Type.Array(Type.String())),
-  workingDir: Type.Optional(Type.String()),
-  env: Type.Optional(Type.Array(EnvVar)),
-  resources: Type.Optional(MemberResources),
-  vramPoolName: Type.Optional(Type.String({ minLength: 1, description: 'The VRAMPool (same namespace) whose devices the Task uses.' })),
-  model: Type.Optional(Type.String({ minLength: 1, description: 'The model the Task loads; its devices keep the weights resident.' })),
-  terminationGracePeriodSeconds: Type.Optional(NonNegativeInt('', { default: 30 })),
+  ...ProcessFields,
 });
 export type TaskSpec = Static<typeof TaskSpec>;
 

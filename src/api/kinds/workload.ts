@@ -18,7 +18,8 @@ export const MemberResources = Struct({
 });
 export type MemberResources = Static<typeof MemberResources>;
 
-export const MemberTemplate = Struct({
+/** What a member runs: shared by the templates of gangs and services and by Tasks themselves. */
+export const ProcessFields = {
   command: Type.Array(Type.String(), { minItems: 1, description: 'argv of the process; run directly, never through a shell.' }),
   args: Type.Optional(Type.Array(Type.String())),
   workingDir: Type.Optional(Type.String()),
@@ -26,8 +27,12 @@ export const MemberTemplate = Struct({
   resources: Type.Optional(MemberResources),
   vramPoolName: Type.Optional(Type.String({ minLength: 1, description: 'A VRAMPool in the same namespace whose devices this member uses.' })),
   model: Type.Optional(Type.String({ minLength: 1, description: 'The model this member loads; devices already holding its weights score highest.' })),
-  nodeSelector: Type.Optional(StringMap('Node labels the member requires.')),
   terminationGracePeriodSeconds: Type.Optional(NonNegativeInt('Seconds between SIGTERM and SIGKILL.', { default: 30 })),
+};
+
+export const MemberTemplate = Struct({
+  ...ProcessFields,
+  nodeSelector: Type.Optional(StringMap('Node labels the member requires.')),
 });
 export type MemberTemplate = Static<typeof MemberTemplate>;
 
