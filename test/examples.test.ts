@@ -3,9 +3,9 @@
 // (in the examples or in the demo fleet the examples are written for).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, relative, extname } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { ALL_KINDS, K8S4AI_KINDS, Namespace } from '../src/api/kinds/index.ts';
@@ -21,6 +21,7 @@ import type { QueueSpec } from '../src/api/kinds/queue.ts';
 import type { TopologyDomainSpec } from '../src/api/kinds/topologydomain.ts';
 import type { NodeSpec, NodeStatus } from '../src/api/kinds/node.ts';
 import { loadFleet, expandFleet, FLEET_DEMO_PATH } from '../src/fleet/index.ts';
+import { manifestFiles } from '../src/cli/manifests.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples');
@@ -32,17 +33,7 @@ interface Example {
   def: KindDefinition;
 }
 
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) return yamlFiles(p);
-      return ['.yaml', '.yml'].includes(extname(name)) ? [p] : [];
-    });
-}
-
-const files = yamlFiles(EXAMPLES);
+const files = manifestFiles(EXAMPLES);
 const examples: Example[] = [];
 for (const path of files) {
   const file = relative(ROOT, path).split('\\').join('/');

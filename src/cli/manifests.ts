@@ -35,12 +35,13 @@ export function parseManifests(text: string, source: string): Manifest[] {
   return out;
 }
 
-function filesUnder(dir: string): string[] {
+/** Manifest files (.yaml, .yml, .json) under a folder, recursively, in name order. */
+export function manifestFiles(dir: string): string[] {
   return readdirSync(dir)
     .sort()
     .flatMap((name) => {
       const p = join(dir, name);
-      if (statSync(p).isDirectory()) return filesUnder(p);
+      if (statSync(p).isDirectory()) return manifestFiles(p);
       return MANIFEST_EXT.has(extname(name)) ? [p] : [];
     });
 }
@@ -59,7 +60,7 @@ export function readManifests(paths: string[]): Manifest[] {
     } catch {
       throw new CliError(`the path "${p}" does not exist`);
     }
-    const files = st.isDirectory() ? filesUnder(p) : [p];
+    const files = st.isDirectory() ? manifestFiles(p) : [p];
     for (const f of files) out.push(...parseManifests(readFileSync(f, 'utf8'), f));
   }
   return out;
