@@ -11,7 +11,6 @@ import { cpus, totalmem, release, tmpdir, platform, arch, loadavg } from 'node:o
 import { execFileSync } from 'node:child_process';
 import { statfsSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { runApiBench, renderTable, writeJson, PHASES, type ApiBenchOptions, type Phase, type StoreKind } from './api.ts';
 import { argHelpers } from './lib/args.ts';
@@ -33,7 +32,7 @@ const USAGE = `usage: npm run bench -- api [options]
   -h, --help            this text
 `;
 
-const { fail, positiveNumber, list } = argHelpers(USAGE);
+const { positiveNumber, list, parse } = argHelpers(USAGE);
 
 const FS_TYPES: Record<number, string> = { 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x6969: 'nfs' };
 
@@ -73,33 +72,20 @@ export function commandLine(): string {
 }
 
 export async function run(rest: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        stores: { type: 'string', default: 'sqlite,etcd' },
-        duration: { type: 'string', default: '5' },
-        clients: { type: 'string', default: '1,16' },
-        objects: { type: 'string', default: '10000' },
-        watchers: { type: 'string', default: '100' },
-        'watch-rate': { type: 'string', default: '200' },
-        'watch-duration': { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '1' },
-        phases: { type: 'string', default: PHASES.join(',') },
-        json: { type: 'string' },
-        profile: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  if (parsed.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const parsed = parse(rest, {
+    stores: { type: 'string', default: 'sqlite,etcd' },
+    duration: { type: 'string', default: '5' },
+    clients: { type: 'string', default: '1,16' },
+    objects: { type: 'string', default: '10000' },
+    watchers: { type: 'string', default: '100' },
+    'watch-rate': { type: 'string', default: '200' },
+    'watch-duration': { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    phases: { type: 'string', default: PHASES.join(',') },
+    json: { type: 'string' },
+    profile: { type: 'string' },
+  });
+  if (!parsed) return;
   const opts: ApiBenchOptions = {
     stores: list<StoreKind>('stores', parsed.stores!, ['sqlite', 'etcd']),
     durationS: positiveNumber('duration', parsed.duration!, false),

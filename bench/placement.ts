@@ -14,7 +14,6 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { profileNames } from '../src/scheduler/framework/profiles.ts';
 import { commandLine, machine } from './api-main.ts';
@@ -50,7 +49,7 @@ const USAGE = `usage: npx k8s4ai bench placement [options]
   -h, --help         this text
 `;
 
-const { fail } = argHelpers(USAGE);
+const { fail, parse } = argHelpers(USAGE);
 
 export interface PlacementBenchOptions {
   nodes: string;
@@ -281,30 +280,17 @@ export function renderPlacementTable(traces: TraceReport[], seeds: number[]): st
 }
 
 export async function run(rest: string[]): Promise<void> {
-  let v;
-  try {
-    v = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        nodes: { type: 'string' },
-        pods: { type: 'string' },
-        'all-traces': { type: 'boolean' },
-        policy: { type: 'string', default: POLICIES.join(',') },
-        seeds: { type: 'string', default: '42-51' },
-        ratio: { type: 'string', default: '1.3' },
-        workers: { type: 'string' },
-        json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const v = parse(rest, {
+    nodes: { type: 'string' },
+    pods: { type: 'string' },
+    'all-traces': { type: 'boolean' },
+    policy: { type: 'string', default: POLICIES.join(',') },
+    seeds: { type: 'string', default: '42-51' },
+    ratio: { type: 'string', default: '1.3' },
+    workers: { type: 'string' },
+    json: { type: 'string' },
+  });
+  if (!v) return;
   const nodes = v.nodes ? resolve(v.nodes) : DEFAULT_NODES;
   if (!existsSync(nodes)) fail(`--nodes: ${nodes} does not exist${v.nodes ? '' : ' (the openb traces are expected in ../shared/data/openb beside this repository)'}`);
   let pods: string[];

@@ -14,7 +14,6 @@
 // separate cache so the numbers are those of optimized code.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { simulate } from '../src/sim/engine.ts';
 import { DEFAULT_PROFILE, profileNames } from '../src/scheduler/framework/profiles.ts';
@@ -36,7 +35,7 @@ const USAGE = `usage: npx k8s4ai bench scale [options]
   -h, --help       this text
 `;
 
-const { fail, positiveNumber: num } = argHelpers(USAGE);
+const { fail, positiveNumber: num, parse } = argHelpers(USAGE);
 
 /** Gang sizes in GPUs and how often each arrives. */
 export const SCALE_MIX: readonly GangKind[] = [
@@ -52,29 +51,16 @@ export const SCALE_MIX: readonly GangKind[] = [
 ];
 
 export async function run(rest: string[]): Promise<void> {
-  let v;
-  try {
-    v = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        nodes: { type: 'string', default: '10000' },
-        gangs: { type: 'string', default: '20000' },
-        warmup: { type: 'string', default: '2000' },
-        load: { type: 'string', default: '0.8' },
-        seed: { type: 'string', default: '42' },
-        policy: { type: 'string', default: DEFAULT_PROFILE.name },
-        json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const v = parse(rest, {
+    nodes: { type: 'string', default: '10000' },
+    gangs: { type: 'string', default: '20000' },
+    warmup: { type: 'string', default: '2000' },
+    load: { type: 'string', default: '0.8' },
+    seed: { type: 'string', default: '42' },
+    policy: { type: 'string', default: DEFAULT_PROFILE.name },
+    json: { type: 'string' },
+  });
+  if (!v) return;
   const nodes = num('nodes', v.nodes!);
   const gangs = num('gangs', v.gangs!);
   const warmup = v.warmup === '0' ? 0 : num('warmup', v.warmup!);

@@ -15,7 +15,6 @@
 // A100 and L4 leaves are different machines).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { FLEET_DEMO_PATH } from '../src/fleet/index.ts';
 import { profileNames } from '../src/scheduler/framework/profiles.ts';
@@ -39,7 +38,7 @@ const USAGE = `usage: npx k8s4ai bench topology [options]
   -h, --help        this text
 `;
 
-const { fail, positiveNumber: num } = argHelpers(USAGE);
+const { fail, positiveNumber: num, parse } = argHelpers(USAGE);
 
 const H100 = 'h100-sxm-80gb';
 
@@ -111,29 +110,16 @@ function summarize(r: SimResult): PolicyResult {
 }
 
 export async function run(rest: string[]): Promise<void> {
-  let v;
-  try {
-    v = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        fleets: { type: 'string', default: 'demo,scale' },
-        policy: { type: 'string', default: 'k8s4ai,spread' },
-        gangs: { type: 'string', default: '3000' },
-        nodes: { type: 'string', default: '10000' },
-        load: { type: 'string', default: '0.75' },
-        seed: { type: 'string', default: '42' },
-        json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const v = parse(rest, {
+    fleets: { type: 'string', default: 'demo,scale' },
+    policy: { type: 'string', default: 'k8s4ai,spread' },
+    gangs: { type: 'string', default: '3000' },
+    nodes: { type: 'string', default: '10000' },
+    load: { type: 'string', default: '0.75' },
+    seed: { type: 'string', default: '42' },
+    json: { type: 'string' },
+  });
+  if (!v) return;
   const fleets = v.fleets!.split(',').map((s) => s.trim()).filter(Boolean);
   for (const f of fleets) if (f !== 'demo' && f !== 'scale') fail(`--fleets: unknown fleet "${f}" (use demo, scale)`);
   const policies = v.policy!.split(',').map((s) => s.trim()).filter(Boolean);

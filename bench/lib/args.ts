@@ -1,4 +1,5 @@
 // Command-line checks shared by the benchmarks: a bad flag prints why and the usage, exit 2.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export function argHelpers(usage: string) {
   const fail = (message: string): never => {
@@ -16,5 +17,20 @@ export function argHelpers(usage: string) {
     if (allowed) for (const i of items) if (!allowed.includes(i as T)) fail(`--${name}: unknown "${i}" (use ${allowed.join(', ')})`);
     return [...new Set(items)] as T[];
   };
-  return { fail, positiveNumber, list };
+  /** Strict flag parsing with -h/--help; undefined when help was printed. */
+  const parse = <const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) => {
+    const config = { args, strict: true as const, options: { ...options, help: { type: 'boolean' as const, short: 'h' } } };
+    let values: ReturnType<typeof parseArgs<typeof config>>['values'];
+    try {
+      values = parseArgs(config).values;
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    if ((values as { help?: boolean }).help) {
+      process.stdout.write(usage);
+      return undefined;
+    }
+    return values;
+  };
+  return { fail, positiveNumber, list, parse };
 }
