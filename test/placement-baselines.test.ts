@@ -351,10 +351,10 @@ describe('k8s4ai Fragmentation rule', () => {
     assert.equal(frugal.node, 'lean', 'a frugal pod uses the CPU-poor node');
   });
 
-  test('the default profile is Fragmentation, TopologyPack and WarmWeights', () => {
+  test('the default profile is Fragmentation, TopologyPack, WarmWeights and CheckpointLocality', () => {
     assert.deepEqual(
       DEFAULT_PROFILE.score.map((s) => s.name),
-      ['Fragmentation', 'TopologyPack', 'WarmWeights'],
+      ['Fragmentation', 'TopologyPack', 'WarmWeights', 'CheckpointLocality'],
     );
     assert.ok(DEFAULT_PROFILE.preFilter.includes('Fragmentation'));
   });

@@ -556,6 +556,8 @@ export class Registry {
       } catch (err) {
         const retriable = err instanceof ApiError && err.reason === 'Conflict' && !pinned && attempt < 8;
         if (!retriable) throw err;
+        // Writers that collided once tend to collide again: a few ms of jitter spreads them.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 4 * (attempt + 1)));
       }
     }
   }

@@ -1,7 +1,9 @@
 // The Kubernetes-style REST server: discovery, OpenAPI, CRUD, patch, watch and Table
 // output over the generic registry, with bearer-token auth. Stock kubectl and
 // @kubernetes/client-node talk to it unchanged.
+import { pipeline } from 'node:stream/promises';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Agent as HttpAgent, request as httpRequest, type Dispatcher } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
 import { Registry as MetricsRegistry, Counter, Histogram, Gauge } from 'prom-client';
@@ -38,6 +40,11 @@ export interface ApiServerOptions {
   https?: { key: string; cert: string };
   /** How often watches that allow bookmarks get one (default 15 s). */
   bookmarkIntervalMs?: number;
+  /**
+   * The bearer token the API server presents to node agents when it proxies Task logs
+   * (`<data-dir>/agent-proxy-token`). Without it `tasks/<name>/log` answers 503.
+   */
+  agentProxyToken?: string;
 }
 
 declare module 'fastify' {
@@ -155,7 +162,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   app.get('/api/v1', async () => apiResourceList('v1', coreKinds));
   app.get('/apis', async () => apiGroupList());
   app.get(`/apis/${GROUP}`, async () => apiGroup());
-  app.get(`/apis/${GROUP}/${VERSION}`, async () => apiResourceList(`${GROUP}/${VERSION}`, groupKinds));
+  const groupResources = withTaskLog(apiResourceList(`${GROUP}/${VERSION}`, groupKinds));
+  app.get(`/apis/${GROUP}/${VERSION}`, async () => groupResources);
   app.get('/openapi/v2', async (req, reply) => {
     if (/json/.test(String(req.headers.accept ?? '')) && !/protobuf/.test(String(req.headers.accept ?? ''))) {
       return reply.send({ swagger: '2.0', info: { title: 'k8s4ai', version: VERSION_INFO.gitVersion }, paths: {} });
@@ -191,6 +199,114 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       latency.observe({ verb, resource: target.def.plural }, Number(process.hrtime.bigint() - started) / 1e9);
     }
   };
+  // ---- Task logs ---------------------------------------------------------------------------
+  // Proxied to the agent of the Task's node, as pods/log goes to the kubelet. The body is
+  // piped through as it comes, so `logs -f` sees lines as the process writes them.
+  const agentDispatcher = new HttpAgent({ keepAliveTimeout: 10_000 });
+  const logStreams = new Set<AbortController>();
+  // Follows last as long as their processes; close() must not wait for them.
+  app.addHook('preClose', async () => {
+    for (const ac of logStreams) ac.abort();
+  });
+  app.get(`/apis/${GROUP}/${VERSION}/namespaces/:namespace/tasks/:name/log`, async (req, reply) => {
+    let code = 200;
+    try {
+      await serveTaskLog(req, reply);
+    } catch (err) {
+      code = toApiError(err).statusCode;
+      throw err;
+    } finally {
+      requests.inc({ verb: 'get', resource: 'tasks/log', code: String(code) });
+    }
+  });
+
+  async function serveTaskLog(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const { namespace, name } = req.params as { namespace: string; name: string };
+    authorize(req.principal!, { verb: 'get', namespace, namespaced: true, resource: 'tasks', name });
+    const q = req.query as Record<string, string | undefined>;
+    const follow = parseBoolean('follow', q.follow);
+    const previous = parseBoolean('previous', q.previous);
+    const tailLines = q.tailLines === undefined || q.tailLines === '' ? undefined : parseNonNegative('tailLines', q.tailLines);
+    const taskDef = registry.find(GROUP, VERSION, 'tasks');
+    const nodeDef = registry.find(GROUP, VERSION, 'nodes');
+    if (!taskDef || !nodeDef) throw new ApiError('NotFound', 'the server could not find the requested resource');
+
+    const task = await registry.get(taskDef, namespace, name);
+    const nodeName = (task.spec as { nodeName?: string } | undefined)?.nodeName;
+    if (!nodeName) {
+      const phase = (task.status as { phase?: string } | undefined)?.phase ?? 'Pending';
+      throw new ApiError('BadRequest', `task "${name}" is not bound to a node yet (phase ${phase}): it has no logs`, { name, group: GROUP, kind: 'tasks' });
+    }
+    const node = await registry.tryGet(nodeDef, undefined, nodeName);
+    if (!node) throw new ApiError('NotFound', `task "${name}" is bound to node "${nodeName}", which does not exist`, { name: nodeName, group: GROUP, kind: 'nodes' });
+    const endpoint = (node.status as { agentEndpoint?: string } | undefined)?.agentEndpoint;
+    if (!endpoint) throw new ApiError('ServiceUnavailable', `no agent serves node "${nodeName}" (its status.agentEndpoint is empty): cannot read the logs of task "${name}"`);
+    let base: URL;
+    try {
+      base = new URL(endpoint);
+      if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http(s)');
+    } catch {
+      throw new ApiError('ServiceUnavailable', `node "${nodeName}" has an invalid status.agentEndpoint "${endpoint}"`);
+    }
+    if (!opts.agentProxyToken) {
+      throw new ApiError('ServiceUnavailable', 'the control plane has no agent credentials (agent proxy token), so it cannot read Task logs from node agents');
+    }
+
+    const qs = new URLSearchParams();
+    if (follow) qs.set('follow', 'true');
+    if (previous) qs.set('previous', 'true');
+    if (tailLines !== undefined) qs.set('tailLines', String(tailLines));
+    const url = new URL(`${base.pathname.replace(/\/+$/, '')}/logs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`, base);
+    url.search = qs.toString();
+
+    // One controller ends the upstream request whichever way this ends: the client leaves,
+    // the server closes, or the stream fails.
+    const ac = new AbortController();
+    const abort = () => ac.abort();
+    reply.raw.on('close', abort);
+    logStreams.add(ac);
+    try {
+      let upstream: Dispatcher.ResponseData;
+      try {
+        upstream = await httpRequest(url, {
+          method: 'GET',
+          headers: { authorization: `Bearer ${opts.agentProxyToken}`, accept: 'text/plain' },
+          signal: ac.signal,
+          dispatcher: agentDispatcher,
+          headersTimeout: 30_000,
+          // A followed process may be quiet for hours.
+          bodyTimeout: follow ? 0 : 300_000,
+        });
+      } catch (err) {
+        // The client left while the agent was being asked: nobody to answer.
+        if (reply.raw.destroyed) return void reply.hijack();
+        throw new ApiError('ServiceUnavailable', `cannot reach the agent of node "${nodeName}" at ${endpoint}: ${(err as Error).message}`);
+      }
+      if (upstream.statusCode >= 400) {
+        const text = await upstream.body.text().catch(() => '');
+        throw agentFailure(upstream.statusCode, text, nodeName);
+      }
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'Content-Type': String(upstream.headers['content-type'] ?? 'text/plain; charset=utf-8'),
+        'Cache-Control': 'no-cache, private',
+        'X-Content-Type-Options': 'nosniff',
+      });
+      raw.flushHeaders();
+      try {
+        // pipeline destroys the upstream body when the client goes, which aborts it.
+        await pipeline(upstream.body, raw);
+      } catch (err) {
+        if (!ac.signal.aborted && !raw.destroyed) req.log.warn({ err, node: nodeName, task: `${namespace}/${name}` }, 'task log stream failed');
+        if (!raw.destroyed) raw.destroy();
+      }
+    } finally {
+      reply.raw.off('close', abort);
+      logStreams.delete(ac);
+    }
+  }
+
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/api/v1/*', handler: handle('') });
   app.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/apis/:group/:version/*', handler: handle(GROUP) });
 
@@ -335,8 +451,35 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     },
     async close() {
       await app.close();
+      await agentDispatcher.destroy();
     },
   };
+}
+
+/** The group's discovery list with `tasks/log` beside `tasks/status`, as core lists `pods/log`. */
+function withTaskLog<T extends { resources: { name: string }[] }>(list: T): T {
+  const at = list.resources.findIndex((r) => r.name === 'tasks/status');
+  if (at < 0) return list;
+  const resources = [...list.resources];
+  resources.splice(at + 1, 0, { name: 'tasks/log', singularName: '', namespaced: true, kind: 'Task', verbs: ['get'] } as T['resources'][number]);
+  return { ...list, resources };
+}
+
+/** An agent's refusal as a Status: its message kept, its code mapped to what the caller can act on. */
+function agentFailure(statusCode: number, body: string, nodeName: string): ApiError {
+  let message = body.trim().slice(0, 1000);
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown };
+    if (typeof parsed.message === 'string') message = parsed.message;
+  } catch {
+    // plain text: kept as it is
+  }
+  message ||= `HTTP ${statusCode}`;
+  if (statusCode === 404) return new ApiError('NotFound', message);
+  if (statusCode === 400) return new ApiError('BadRequest', message);
+  // The caller's own credentials were fine; the agent refused the control plane's.
+  if (statusCode === 401 || statusCode === 403) return new ApiError('InternalError', `the agent of node "${nodeName}" refused the control plane's credentials: ${message}`);
+  return new ApiError('InternalError', `the agent of node "${nodeName}" failed (HTTP ${statusCode}): ${message}`);
 }
 
 function toApiError(err: unknown): ApiError {
@@ -407,6 +550,12 @@ function parseFieldValidation(v: string | undefined): FieldValidation | undefine
   if (v === undefined || v === '') return undefined;
   if (v === 'Strict' || v === 'Warn' || v === 'Ignore') return v;
   throw new ApiError('BadRequest', `fieldValidation must be Strict, Warn or Ignore, not "${v}"`);
+}
+
+function parseBoolean(name: string, v: string | undefined): boolean {
+  if (v === undefined || v === '' || v === 'false' || v === '0') return false;
+  if (v === 'true' || v === '1') return true;
+  throw new ApiError('BadRequest', `${name} must be true or false, not "${v}"`);
 }
 
 function parseNonNegative(name: string, v: string): number {

@@ -35,6 +35,9 @@ export function buildProgram(): Command {
     .option('--fleet <file>', 'fleet file to register, "demo" or "none"', 'demo')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--log-file <file>', 'where logs go ("-" for stderr; default <data-dir>/k8s4ai.log)')
+    .option('--no-agent', 'run no agent here (Tasks then wait for a `k8s4ai agent`)')
+    .option('--node-name <name>', 'the Node this machine registers as (default: its hostname)')
+    .option('--node-grace <seconds>', 'seconds without a heartbeat before a node is lost (default 40)')
     .action((o) => up({ ...o, dataDir: globals().dataDir }));
 
   program
@@ -78,6 +81,19 @@ export function buildProgram(): Command {
     .action((args: string[], o) => deleteCommand(args, { ...globals(), ...o }));
 
   program
+    .command('logs')
+    .description("print a Task's output (its process's stdout and stderr); -f follows it")
+    .argument('<task>', 'task name, or task/NAME')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('-f, --follow', 'keep streaming output until the process ends (Ctrl-C stops)')
+    .option('-p, --previous', "the previous attempt's output")
+    .option('--tail <lines>', 'only the last lines (-1: all)', '-1')
+    .action(async (task: string, o) => {
+      const { logs } = await import('./logs.ts');
+      await logs(task, { ...globals(), ...o });
+    });
+
+  program
     .command('crds')
     .description('print the CustomResourceDefinitions of every k8s4ai kind (apiextensions.k8s.io/v1)')
     .action(() => {
@@ -99,6 +115,44 @@ export function buildProgram(): Command {
     .option('-n, --namespace <ns>', 'namespace the token may use (repeatable)', collect)
     .option('--admin', 'a cluster-wide admin token')
     .action((user: string, o) => tokenCreate(user, { ...o, dataDir: globals().dataDir }));
+
+  program
+    .command('agent')
+    .description('run the agent of this machine: registers its Node, runs the Tasks bound to it, keeps its heartbeat')
+    .option('--node-name <name>', 'the Node to register (default: the hostname)')
+    .option('--no-node', 'register no Node of its own (serve simulated nodes only)')
+    .option('--topology-domain <name>', 'the leaf or rack TopologyDomain this machine sits in')
+    .option('--serve-simulated', 'also serve the simulated fleet nodes (as `up` does; run `up --no-agent` then)')
+    .option('--state-dir <dir>', 'process records and logs (default <data-dir>/agent)')
+    .option('--address <addr>', 'address of the log endpoint the API server proxies to', '127.0.0.1')
+    .option('--port <port>', 'port of the log endpoint (0: any free one)', '0')
+    .option('--heartbeat <seconds>', 'seconds between heartbeats', '10')
+    .option('--proxy-token-file <file>', 'the secret the API server presents (default <data-dir>/agent-proxy-token)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--log-file <file>', 'where logs go ("-" for stderr; default <data-dir>/agent.log)')
+    .action(async (o) => {
+      const { agentCommand } = await import('./agent.ts');
+      await agentCommand({ ...globals(), ...o });
+    });
+
+  const chaos = program.command('chaos').description('failures on purpose, to watch gangs recover');
+  chaos
+    .command('kill-node')
+    .description('the node\'s agent plays dead: no heartbeats, its processes killed; the node turns NotReady and its gangs move')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./chaos.ts')).chaosKillNode(node, globals()));
+  chaos
+    .command('revive-node')
+    .description('the agent serves a killed node again')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./chaos.ts')).chaosReviveNode(node, globals()));
+  chaos
+    .command('preempt')
+    .description('a preemption notice: the gang checkpoints now, stops cleanly and is queued again')
+    .argument('<gang>')
+    .option('-n, --namespace <ns>', 'namespace')
+    .option('--message <text>', 'why (shown in the gang\'s condition)')
+    .action(async (gang: string, o) => (await import('./chaos.ts')).chaosPreempt(gang, { ...globals(), ...o }));
 
   program
     .command('sim')

@@ -14,6 +14,10 @@ export interface UpOptions {
   logLevel?: string;
   logFile?: string;
   insecureHttp?: boolean;
+  /** commander's --no-agent. */
+  agent?: boolean;
+  nodeName?: string;
+  nodeGrace?: string;
 }
 
 export async function up(opts: UpOptions): Promise<void> {
@@ -23,7 +27,12 @@ export async function up(opts: UpOptions): Promise<void> {
   const logFile = opts.logFile ?? logPath(dir);
   const logger = createLogger({ level: opts.logLevel, file: logFile });
   const fleetFile = opts.fleet === 'none' ? undefined : opts.fleet === 'demo' ? FLEET_DEMO_PATH : opts.fleet;
-  const cp = await startControlPlane({ dataDir: dir, port, address: opts.address, storeUrl: opts.store, fleetFile, logger, insecureHttp: opts.insecureHttp });
+  const nodeGraceSeconds = opts.nodeGrace === undefined ? undefined : Number(opts.nodeGrace);
+  if (nodeGraceSeconds !== undefined && !(nodeGraceSeconds > 0)) throw new Error(`--node-grace must be a number of seconds > 0, not "${opts.nodeGrace}"`);
+  const cp = await startControlPlane({
+    dataDir: dir, port, address: opts.address, storeUrl: opts.store, fleetFile, logger, insecureHttp: opts.insecureHttp, nodeGraceSeconds,
+    ...(opts.agent === false ? {} : { agent: { nodeName: opts.nodeName } }),
+  });
 
   const kc = cp.kubeconfig;
   const fleetLine = fleetFile
@@ -36,12 +45,14 @@ export async function up(opts: UpOptions): Promise<void> {
       `  ${fleetLine}`,
       `  kubeconfig ${kc}`,
       `  logs       ${logFile}`,
+      `  agent      ${cp.agent ? `${cp.agent.endpoint} (this machine${cp.fleetTotal ? ' and the simulated fleet nodes' : ''})` : 'none (--no-agent)'}`,
       '',
       'Try:',
       `  kubectl --kubeconfig ${kc} get nodes.k8s4ai.io`,
       `  npx k8s4ai get nodes`,
-      `  npx k8s4ai apply -f examples/training/gang-small.yaml`,
+      `  npx k8s4ai apply -f examples/training/gang-checkpoint.yaml`,
       `  kubectl --kubeconfig ${kc} get gangs,tasks`,
+      `  npx k8s4ai logs train-demo-worker-0 -f`,
       '',
       'Ctrl-C stops it; everything is kept for the next `up`.',
       '',

@@ -182,6 +182,33 @@ export class ApiClient {
     };
   }
 
+  /**
+   * A GET whose body is read as it arrives (Task logs): resolves once the server answers
+   * 2xx, with the body; `signal` ends it early. Failures throw ClientError, as request() does.
+   */
+  async stream(path: string, opts: { query?: Record<string, string | number | undefined>; accept?: string; signal?: AbortSignal } = {}): Promise<Dispatcher.ResponseData['body']> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== '') qs.set(k, String(v));
+    const headers: Record<string, string> = { accept: opts.accept ?? '*/*' };
+    if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
+    let res;
+    try {
+      // No body timeout: a followed log may stay quiet for as long as its process does.
+      res = await request(`${this.config.server}${path}${qs.size ? `?${qs}` : ''}`, { method: 'GET', headers, dispatcher: this.dispatcher, signal: opts.signal, bodyTimeout: 0 });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'ECONNREFUSED' ? 'connection refused (is `k8s4ai up` running?)' : e.message;
+      throw new ClientError(0, undefined, `cannot reach the API server at ${this.config.server}: ${why}`);
+    }
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      const parsed = safeJson(text) as Status | undefined;
+      throw new ClientError(res.statusCode, parsed?.kind === 'Status' ? parsed : undefined, `GET ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    }
+    return res.body;
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }

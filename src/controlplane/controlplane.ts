@@ -2,6 +2,8 @@
 // tokens and kubeconfig. Tests start the very same thing on a free port.
 import { mkdirSync, existsSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
 import { openStore } from '../store/index.ts';
@@ -17,9 +19,14 @@ import { EventRecorder } from '../controllers/events.ts';
 import { EventTTLController } from '../controllers/eventttl.ts';
 import { loadFleet, expandFleet } from '../fleet/index.ts';
 import { SchedulerController } from '../scheduler/controller/index.ts';
+import { GangController } from '../controllers/gang/controller.ts';
+import { NodeLifecycleController } from '../controllers/nodelifecycle.ts';
+import { Agent } from '../agent/agent.ts';
+import { ApiClient } from '../client/client.ts';
+import { readOrCreateSecret } from '../lib/secret.ts';
 import { servingCertificates } from '../lib/pki.ts';
 import { readKubeconfig, writeKubeconfig } from '../lib/kubeconfig.ts';
-import { kubeconfigPath, tokensPath, databasePath, pkiDir } from '../lib/paths.ts';
+import { kubeconfigPath, tokensPath, databasePath, pkiDir, agentProxyTokenPath } from '../lib/paths.ts';
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -40,6 +47,18 @@ export interface ControlPlaneOptions {
    * off: there, gangs are plain objects and fixture Nodes are not capacity.
    */
   scheduler?: boolean;
+  /**
+   * Run the lifecycle controllers (gangs and checkpoints, node heartbeats). Default: as
+   * the scheduler.
+   */
+  lifecycle?: boolean;
+  /** Seconds without a heartbeat before a node is lost (default 40). */
+  nodeGraceSeconds?: number;
+  /**
+   * Run an agent in this process for this machine (what `up` does): it registers the
+   * machine as a Node (unless nodeName is null) and serves the simulated fleet nodes.
+   */
+  agent?: { nodeName?: string | null; serveSimulated?: boolean; heartbeatSeconds?: number; stateDir?: string; topologyDomain?: string };
 }
 
 export interface ControlPlane {
@@ -50,6 +69,9 @@ export interface ControlPlane {
   server: ApiServer;
   /** The gang scheduler, when it runs. */
   scheduler?: SchedulerController;
+  gangs?: GangController;
+  nodeLifecycle?: NodeLifecycleController;
+  agent?: Agent;
   /** Objects the fleet registration created on this start (0 on a restart). */
   fleetCreated: number;
   fleetTotal: number;
@@ -72,8 +94,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw new Error(`plain HTTP is allowed on loopback only; ${opts.address} is served with TLS (drop --insecure-http)`);
   }
   const tls = opts.insecureHttp ? undefined : servingCertificates(pkiDir(opts.dataDir), [opts.address].filter((a) => a !== '0.0.0.0' && a !== '::'));
+  const agentProxyToken = readOrCreateSecret(agentProxyTokenPath(opts.dataDir));
   const server = createApiServer({
     registry,
+    agentProxyToken,
     authenticator: new TokenAuthenticator(tokensPath(opts.dataDir)),
     logger: log,
     ...(tls ? { https: { key: tls.keyPem, cert: tls.certPem } } : {}),
@@ -102,6 +126,29 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     scheduler = new SchedulerController({ registry, log: log.child({ component: 'scheduler' }), metrics: server.metrics });
     await scheduler.start();
   }
+  let gangs: GangController | undefined;
+  let nodeLifecycle: NodeLifecycleController | undefined;
+  if (opts.lifecycle ?? opts.scheduler ?? true) {
+    gangs = new GangController(registry, log.child({ component: 'gang-controller' }));
+    await gangs.start();
+    nodeLifecycle = new NodeLifecycleController(registry, log.child({ component: 'node-lifecycle' }), { graceSeconds: opts.nodeGraceSeconds });
+    await nodeLifecycle.start();
+  }
+  let agent: Agent | undefined;
+  if (opts.agent) {
+    // The agent talks to the API server over HTTP like any other: the same code as `k8s4ai agent`.
+    agent = new Agent({
+      client: ApiClient.fromKubeconfig(kubeconfig),
+      logger: log.child({ component: 'agent' }),
+      stateDir: opts.agent.stateDir ?? join(opts.dataDir, 'agent'),
+      nodeName: opts.agent.nodeName === null ? undefined : (opts.agent.nodeName ?? hostname()),
+      topologyDomain: opts.agent.topologyDomain,
+      serveSimulated: opts.agent.serveSimulated ?? true,
+      heartbeatSeconds: opts.agent.heartbeatSeconds,
+      proxyToken: agentProxyToken,
+    });
+    await agent.start();
+  }
   log.info({ url, dataDir: opts.dataDir, store: store.name, fleetCreated }, 'control plane started');
 
   return {
@@ -111,9 +158,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     store,
     server,
     scheduler,
+    gangs,
+    nodeLifecycle,
+    agent,
     fleetCreated,
     fleetTotal: fleetObjects.length,
     async close() {
+      await agent?.stop();
+      nodeLifecycle?.stop();
+      gangs?.stop();
       await scheduler?.stop();
       gc.stop();
       namespaces.stop();

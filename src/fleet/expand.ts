@@ -162,7 +162,8 @@ function layoutOf(t: FleetNodeTemplate, cls: AcceleratorClassSpec, baseLabels: R
   };
 }
 
-function domain(name: string, labels: Record<string, string>, spec: TopologyDomainSpec, nodes: number, gpus: number): KubeObject {
+/** One TopologyDomain object, every GPU in it free; the agent's discovery builds its in-node domains with it too. */
+export function domain(name: string, labels: Record<string, string>, spec: TopologyDomainSpec, nodes: number, gpus: number): KubeObject {
   return {
     apiVersion: API_VERSION,
     kind: 'TopologyDomain',

@@ -11,3 +11,5 @@ export const tokensPath = (dir: string) => join(dir, 'tokens.json');
 export const databasePath = (dir: string) => join(dir, 'k8s4ai.db');
 export const pkiDir = (dir: string) => join(dir, 'pki');
 export const logPath = (dir: string) => join(dir, 'k8s4ai.log');
+/** The secret the API server presents to node agents when it proxies Task logs. */
+export const agentProxyTokenPath = (dir: string) => join(dir, 'agent-proxy-token');

@@ -6,7 +6,7 @@ import { parseQuantity, quantityToNumber } from '../api/quantity.ts';
 import type { NodeStatus, NodeSpec } from '../api/kinds/node.ts';
 import type { TopologyDomainSpec } from '../api/kinds/topologydomain.ts';
 import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
-import type { GangSchedulingGroupSpec } from '../api/kinds/gangschedulinggroup.ts';
+import type { CompleteCheckpoint, GangSchedulingGroupSpec } from '../api/kinds/gangschedulinggroup.ts';
 import type { InferenceServiceSpec } from '../api/kinds/inferenceservice.ts';
 import type { MemberTemplate } from '../api/kinds/workload.ts';
 import type { DomainInput, NodeInput } from './cache/cluster.ts';
@@ -100,6 +100,12 @@ export function gangRequest(obj: KubeObject): GangRequest {
   const members: MemberRequest[] = [];
   const ns = obj.metadata.namespace ?? 'default';
   for (const role of spec.roles) members.push(...memberRequests(role.name, role.replicas ?? 1, role.template, members.length, ns));
+  // A restart prefers, member by member, the nodes that hold the latest checkpoint.
+  const locations = (obj.status as { lastCheckpoint?: CompleteCheckpoint } | undefined)?.lastCheckpoint?.locations ?? [];
+  for (const l of locations) {
+    const m = members.find((x) => x.id === l.member);
+    if (m) m.checkpointNode = l.node;
+  }
   return {
     id: `${ns}/${obj.metadata.name}`,
     namespace: ns,

@@ -34,6 +34,10 @@ export interface TestControlPlaneOptions {
    * objects (and fixture Nodes with GPUs), which a running scheduler would bind.
    */
   scheduler?: boolean;
+  /** Run an agent in the control plane (serving the fleet's simulated nodes, no node of its own); default off. */
+  agent?: boolean | { heartbeatSeconds?: number; stateDir?: string };
+  /** Seconds without a heartbeat before a node is lost. */
+  nodeGraceSeconds?: number;
 }
 
 export interface TestControlPlane {
@@ -80,6 +84,8 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
       fleetFile: opts.fleet,
       logger,
       scheduler: opts.scheduler ?? false,
+      nodeGraceSeconds: opts.nodeGraceSeconds,
+      ...(opts.agent ? { agent: { nodeName: null, serveSimulated: true, ...(typeof opts.agent === 'object' ? opts.agent : {}) } } : {}),
     });
     const own = readKubeconfig(cp.kubeconfig);
     if (own.caPem) dispatcher = new Agent({ connect: { ca: own.caPem } });

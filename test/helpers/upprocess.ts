@@ -18,8 +18,13 @@ export interface UpProcess {
   interrupt(): Promise<number | null>;
 }
 
+/**
+ * `extraArgs` default `--fleet none`. The agent is off unless `--agent` is among them: the
+ * tests of the control plane alone must not start the processes of the gangs they bind.
+ */
 export async function startUp(dataDir: string, extraArgs: string[] = ['--fleet', 'none']): Promise<UpProcess> {
-  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', '0', ...extraArgs], {
+  const args = extraArgs.includes('--agent') ? extraArgs.filter((a) => a !== '--agent') : [...extraArgs, '--no-agent'];
+  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, K8S4AI_LOG_LEVEL: 'warn' },
   });

@@ -31,6 +31,19 @@ export const MemberPlacement = Struct({
   reason: Type.Optional(Type.String({ description: 'Why this node and these devices (warm weights, NVLink island…).' })),
 });
 
+/** A checkpoint every member completed: the gang restarts from the latest one. */
+export const CompleteCheckpoint = Struct({
+  id: Type.String(),
+  step: NonNegativeInt(''),
+  time: Type.String({ format: 'date-time' }),
+  durationSeconds: Type.Number({ minimum: 0 }),
+  sizeBytes: NonNegativeInt(''),
+  nodes: Type.Array(Type.String()),
+  /** Where each member's part is: the member (`<role>-<index>`), its node and folder. */
+  locations: Type.Optional(Type.Array(Struct({ member: Type.String(), node: Type.String(), path: Type.String() }))),
+});
+export type CompleteCheckpoint = Static<typeof CompleteCheckpoint>;
+
 export const GangSchedulingGroupStatus = StatusStruct({
   phase: Type.Optional(StringEnum(GangPhase)),
   placements: Type.Optional(Type.Array(MemberPlacement)),
@@ -39,14 +52,32 @@ export const GangSchedulingGroupStatus = StatusStruct({
   scheduledTime: Type.Optional(Type.String({ format: 'date-time' })),
   startTime: Type.Optional(Type.String({ format: 'date-time' })),
   completionTime: Type.Optional(Type.String({ format: 'date-time' })),
-  lastCheckpoint: Type.Optional(Struct({
-    id: Type.String(),
-    step: NonNegativeInt(''),
+  lastCheckpoint: Type.Optional(CompleteCheckpoint),
+  /** Complete checkpoints kept, newest first (at most keepLast); older ones are deleted by the agents. */
+  checkpoints: Type.Optional(Type.Array(CompleteCheckpoint)),
+  checkpointRequest: Type.Optional(Struct({
+    id: Type.String({ minLength: 1 }),
     time: Type.String({ format: 'date-time' }),
-    durationSeconds: Type.Number({ minimum: 0 }),
-    sizeBytes: NonNegativeInt(''),
-    nodes: Type.Array(Type.String()),
+    reason: StringEnum(['Interval', 'Preemption'] as const),
+  }, { description: 'The checkpoint the members are asked to write now.' })),
+  checkpointInterval: Type.Optional(Struct({
+    seconds: Type.Number({ minimum: 0 }),
+    reason: Type.String(),
+  }, { description: 'The interval in use and why (fixed, or Young/Daly from observed MTBF and checkpoint cost).' })),
+  lastFailure: Type.Optional(Struct({
+    taskName: Type.String(),
+    nodeName: Type.Optional(Type.String()),
+    reason: Type.String(),
+    message: Type.Optional(Type.String()),
+    exitCode: Type.Optional(Type.Integer()),
+    time: Type.String({ format: 'date-time' }),
+    permanent: Type.Optional(Type.Boolean()),
   })),
+  attemptStartTime: Type.Optional(Type.String({ format: 'date-time', description: 'When every member of the current attempt was first running.' })),
+  checkpointSeq: Type.Optional(NonNegativeInt('Checkpoints requested so far; the next id is ckpt-<seq+1>.')),
+  checkpointAttemptTime: Type.Optional(Type.String({ format: 'date-time', description: 'When the last checkpoint was requested, complete or not.' })),
+  nextRestartTime: Type.Optional(Type.String({ format: 'date-time', description: 'When a Restarting gang is queued again (backoff).' })),
+  preemptions: Type.Optional(NonNegativeInt('Clean stops after a preemption notice.')),
 });
 
 /** GPU-equivalents a gang asks for: whole GPUs plus fractions (computeMilli) of shared ones. */

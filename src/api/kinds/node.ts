@@ -54,6 +54,9 @@ export const NodeStatus = StatusStruct({
   freeGpus: Type.Optional(Type.Number({ minimum: 0, description: 'Whole GPUs not allocated (set by the scheduler).' })),
   topologyPath: Type.Optional(Type.Array(Type.String(), { description: 'Domains from the fabric down to this node.' })),
   heartbeatTime: Type.Optional(Type.String({ format: 'date-time' })),
+  agentEndpoint: Type.Optional(Type.String({ description: 'URL of the agent serving this node (Task logs).' })),
+  failures: Type.Optional(NonNegativeInt('Times the node was lost (heartbeat stopped) since it registered.')),
+  lastFailureTime: Type.Optional(Type.String({ format: 'date-time' })),
   nodeInfo: Type.Optional(Struct({
     agentVersion: Type.Optional(Type.String()),
     driverVersion: Type.Optional(Type.String()),

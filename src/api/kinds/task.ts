@@ -1,6 +1,6 @@
 import { Type, Struct, StringEnum, NonNegativeInt, StatusStruct, type Static } from '../schema.ts';
 import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
-import { ProcessFields, DeviceAssignment } from './workload.ts';
+import { ProcessFields, DeviceAssignment, MemberCheckpoint } from './workload.ts';
 
 export const TaskPhase = ['Pending', 'Bound', 'Running', 'Succeeded', 'Failed', 'Lost'] as const;
 
@@ -10,6 +10,11 @@ export const TaskSpec = Struct({
   index: Type.Optional(NonNegativeInt('Rank within the gang.')),
   worldSize: Type.Optional(NonNegativeInt('Members in the gang.')),
   attempt: Type.Optional(NonNegativeInt('Which restart of the gang this Task belongs to.')),
+  localRank: Type.Optional(NonNegativeInt('Rank among the gang\'s members on the same node (LOCAL_RANK).')),
+  rendezvous: Type.Optional(Struct({
+    node: Type.String({ minLength: 1, description: 'The node of rank 0; its address becomes MASTER_ADDR.' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'MASTER_PORT.' }),
+  })),
   nodeName: Type.Optional(Type.String({ description: 'The node the Task is bound to.' })),
   devices: Type.Optional(Type.Array(DeviceAssignment)),
   ...ProcessFields,
@@ -26,6 +31,8 @@ export const TaskStatus = StatusStruct({
   startTime: Type.Optional(Type.String({ format: 'date-time' })),
   finishTime: Type.Optional(Type.String({ format: 'date-time' })),
   logPath: Type.Optional(Type.String()),
+  /** Checkpoints this member has completed (manifest written and every file present), oldest first. */
+  checkpoints: Type.Optional(Type.Array(MemberCheckpoint, { maxItems: 16 })),
 });
 
 export const Task: KindDefinition = {

@@ -54,6 +54,18 @@ export const DeviceAssignment = Struct({
 });
 export type DeviceAssignment = Static<typeof DeviceAssignment>;
 
+/** One member's complete checkpoint, as its agent found the manifest. */
+export const MemberCheckpoint = Struct({
+  id: Type.String({ minLength: 1 }),
+  step: NonNegativeInt('Training step the checkpoint holds.'),
+  sizeBytes: NonNegativeInt('Bytes in the checkpoint\'s files.'),
+  files: NonNegativeInt('Files in the checkpoint.'),
+  time: Type.String({ format: 'date-time', description: 'When the manifest was written.' }),
+  node: Type.String({ description: 'The node whose storage holds it.' }),
+  path: Type.String({ description: 'The checkpoint folder on that node.' }),
+});
+export type MemberCheckpoint = Static<typeof MemberCheckpoint>;
+
 export const GangPhase = ['Pending', 'Scheduled', 'Running', 'Restarting', 'Succeeded', 'Failed'] as const;
 
 export const SchedulingPriority = {

@@ -31,6 +31,12 @@ export interface GangStatusShape {
 export const gangKey = (obj: KubeObject): string => `${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
 export const taskKey = gangKey;
 
+/** Which run of the gang its next or current Tasks belong to: restarts plus clean stops. */
+export function gangAttempt(gang: KubeObject): number {
+  const st = (gang.status ?? {}) as GangStatusShape;
+  return (st.restarts ?? 0) + ((st.preemptions as number | undefined) ?? 0);
+}
+
 /** Waiting to be placed: no phase yet or Pending, not suspended, not being deleted. */
 export function isPendingGang(obj: KubeObject): boolean {
   if (obj.metadata.deletionTimestamp) return false;
@@ -139,8 +145,9 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement, opts: Me
   const spec = gang.spec as GangSchedulingGroupSpec;
   const ns = gang.metadata.namespace ?? 'default';
   const gangName = gang.metadata.name;
-  const attempt = (gang.status as GangStatusShape | undefined)?.restarts ?? 0;
+  const attempt = gangAttempt(gang);
   const worldSize = placement.members.length;
+  const rendezvous = { node: (placement.members.find((p) => p.member.index === 0) ?? placement.members[0]!).node, port: rendezvousPort(gang, attempt) };
   return placement.members.map((p) => {
     const m = p.member;
     const template = spec.roles.find((r) => r.name === m.role)!.template;
@@ -154,6 +161,8 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement, opts: Me
       index: m.index,
       worldSize,
       attempt,
+      localRank: placement.members.filter((o) => o.node === p.node && o.member.index < m.index).length,
+      rendezvous,
       nodeName: p.node,
       devices: p.devices.map(deviceAssignment),
       command: template.command,
@@ -178,6 +187,17 @@ export function memberTasks(gang: KubeObject, placement: GangPlacement, opts: Me
       status: { phase: 'Bound' },
     };
   });
+}
+
+/**
+ * MASTER_PORT of a gang's attempt: spread over 20000-39999 by the gang's uid and attempt,
+ * so concurrent gangs rarely meet and a restart gets a fresh port (a port still held by a
+ * dying member of the last attempt cannot block the next).
+ */
+export function rendezvousPort(gang: KubeObject, attempt: number): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${gang.metadata.uid ?? gang.metadata.name}/${attempt}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return 20000 + (h % 20000);
 }
 
 /** Where a placement is, for people: "4 members on 4 nodes within leaf leaf-s1-l2". */

@@ -127,6 +127,8 @@ export class Framework {
       yield { nodes: () => this.cache.nodes.values(), leaves: roots.flatMap((d) => d.leaves), domain: roots[0]?.name ?? 'cluster', level: 'node', inNode };
       return;
     }
+    const home = this.checkpointScope(members, wholeNeed, required, inNode);
+    if (home) yield home;
     const maxPerNode = this.maxDevicesPerNode();
     for (const level of ['node', 'leaf', 'spine', 'fabric'] as TopologyLevel[]) {
       if (level !== 'node' && rank(level) > rank(required)) break;
@@ -155,6 +157,25 @@ export class Framework {
         yield { nodes: () => this.nodesUnder(d), leaves: d.leaves, domain: d.name, level };
       }
     }
+  }
+
+  /**
+   * A restarting gang tries first where its latest checkpoint is: the one node, or the one
+   * leaf, that holds every member's part (CheckpointLocality then puts each member on its own
+   * node). Undefined when the parts are spread wider or that domain has no room.
+   */
+  private checkpointScope(members: MemberRequest[], wholeNeed: number, required: TopologyLevel, inNode: Scope['inNode']): Scope | undefined {
+    if (!members.every((m) => m.checkpointNode)) return undefined;
+    const nodes = [...new Set(members.map((m) => m.checkpointNode!))].map((n) => this.cache.nodes.get(n));
+    if (nodes.some((n) => !n?.ready)) return undefined;
+    if (nodes.length === 1) {
+      const node = nodes[0]!;
+      return node.freeWhole >= wholeNeed ? { nodes: () => [node], leaves: [node.leaf], domain: node.name, level: 'node', inNode } : undefined;
+    }
+    const leaf = nodes[0]!.leaf;
+    if (inNode || rank('leaf') > rank(required) || nodes.some((n) => n!.leaf !== leaf)) return undefined;
+    const d = this.cache.domainsAt('leaf').find((x) => x.name === leaf);
+    return d && d.freeWhole >= wholeNeed ? { nodes: () => this.nodesUnder(d), leaves: d.leaves, domain: d.name, level: 'leaf' } : undefined;
   }
 
   /** Topology-blind: the required level's domains that have room, in declaration order; the whole cluster when none is required. */

@@ -37,7 +37,7 @@ const COMMON = {
  * come — GPUs they can no longer use, and GPUs stranded without CPU or memory — learning the
  * workload from the gangs it sees (its PreFilter); it also does the packing BinPack and
  * ShareFit did. TopologyPack keeps gangs close (it outweighs Fragmentation across nodes), warm
- * weights win outright.
+ * weights and a restarting member's local checkpoint win outright.
  */
 export const DEFAULT_PROFILE: ProfileConfig = {
   name: 'k8s4ai',
@@ -49,6 +49,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'Fragmentation', weight: 1 },
     { name: 'TopologyPack', weight: 2 },
     { name: 'WarmWeights', weight: 3 },
+    { name: 'CheckpointLocality', weight: 3 },
   ],
 };
 

@@ -20,6 +20,7 @@ import * as BestFit from '../plugins/bestfit/index.ts';
 import * as FGD from '../plugins/fgd/index.ts';
 import * as Fragmentation from '../plugins/fragmentation/index.ts';
 import * as LeastAllocated from '../plugins/spread/index.ts';
+import * as CheckpointLocality from '../plugins/checkpointlocality/index.ts';
 
 export type PluginArgs = Record<string, unknown> & {
   /** Seed for plugins that draw random numbers (Random), so runs repeat. */
@@ -41,6 +42,7 @@ export const PLUGINS: ReadonlyMap<string, PluginFactory> = new Map<string, Plugi
   [WarmWeights.Name, WarmWeights.create],
   [ShareFit.Name, ShareFit.create],
   [GangPermit.Name, GangPermit.create],
+  [CheckpointLocality.Name, CheckpointLocality.create],
   // The FGD paper's placement baselines (bench placement) and k8s4ai's fragmentation score.
   [RandomScore.Name, RandomScore.create],
   [DotProduct.Name, DotProduct.create],

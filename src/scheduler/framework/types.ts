@@ -36,6 +36,8 @@ export interface MemberRequest {
    * whole-GPU search, which looks at free devices only, does not rule the pool's out).
    */
   poolDevices?: number;
+  /** The node whose local disk holds this member's part of the gang's latest checkpoint. */
+  checkpointNode?: string;
 }
 
 export interface GangRequest {
