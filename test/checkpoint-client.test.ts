@@ -17,7 +17,12 @@ const CLIENT_URL = pathToFileURL(join(ROOT, 'src/checkpoint/client.ts')).href;
 const PY_HELPER_DIR = join(ROOT, 'examples/checkpoint');
 
 const scratch = mkdtempSync(join(tmpdir(), 'k8s4ai-ckpt-client-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
+const children = new Set<ChildProcess>();
+after(() => {
+  // A failed test may leave its child waiting for a signal that never came.
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(scratch, { recursive: true, force: true });
+});
 let n = 0;
 const freshDir = () => {
   const d = join(scratch, `m${n++}`);
@@ -29,6 +34,7 @@ const request = (id: string) => ({ id, reason: 'Preemption' as const, time: new 
 /** A child process with its output gathered, and a way to wait for a line of its stdout. */
 function child(cmd: string, args: string[], env: Record<string, string>): { proc: ChildProcess; line: (re: RegExp) => Promise<string>; exit: Promise<number | null> } {
   const proc = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
   let out = '';
   let err = '';
   let closed = false;
@@ -46,6 +52,7 @@ function child(cmd: string, args: string[], env: Record<string, string>): { proc
   const exit = new Promise<number | null>((resolve) =>
     proc.on('close', (code) => {
       closed = true;
+      children.delete(proc);
       wake();
       resolve(code);
     }),
@@ -53,7 +60,8 @@ function child(cmd: string, args: string[], env: Record<string, string>): { proc
   const line = (re: RegExp) =>
     new Promise<string>((resolve, reject) => {
       const check = () => {
-        const found = out.split('\n').find((l) => re.test(l));
+        // Whole lines only: a line may arrive in pieces.
+        const found = out.split('\n').slice(0, -1).find((l) => re.test(l));
         if (found !== undefined) resolve(found);
         else if (closed) reject(new Error(`${cmd} exited ${proc.exitCode} before printing ${re}; stdout:\n${out}\nstderr:\n${err}`));
         else waiters.push(check);
@@ -149,7 +157,7 @@ describe('checkpoint client', () => {
     assert.equal(existsSync(join(dir, REQUEST_FILE)), false);
   });
 
-  describe('signals (in a child process)', () => {
+  describe('signals (in a child process)', { timeout: 60_000 }, () => {
     const script = (body: string) => {
       const path = join(scratch, `child-${n++}.mjs`);
       writeFileSync(path, `import { checkpointClient } from ${JSON.stringify(CLIENT_URL)};\n${body}\n`);
@@ -210,7 +218,7 @@ describe('checkpoint client', () => {
     });
   });
 
-  describe('the Python helper', () => {
+  describe('the Python helper', { timeout: 60_000 }, () => {
     const python = spawnSync('python3', ['--version']).status === 0;
     const py = (code: string) => ['-c', `import sys\nsys.path.insert(0, ${JSON.stringify(PY_HELPER_DIR)})\nfrom k8s4ai_checkpoint import Checkpoint\n${code}`];
 

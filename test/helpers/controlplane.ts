@@ -38,6 +38,8 @@ export interface TestControlPlaneOptions {
   agent?: boolean | { heartbeatSeconds?: number; stateDir?: string };
   /** Seconds without a heartbeat before a node is lost. */
   nodeGraceSeconds?: number;
+  /** Run the gang and node lifecycle controllers; default: as the scheduler. */
+  lifecycle?: boolean;
 }
 
 export interface TestControlPlane {
@@ -85,6 +87,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
       logger,
       scheduler: opts.scheduler ?? false,
       nodeGraceSeconds: opts.nodeGraceSeconds,
+      lifecycle: opts.lifecycle,
       ...(opts.agent ? { agent: { nodeName: null, serveSimulated: true, ...(typeof opts.agent === 'object' ? opts.agent : {}) } } : {}),
     });
     const own = readKubeconfig(cp.kubeconfig);

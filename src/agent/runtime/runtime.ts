@@ -690,21 +690,28 @@ export class ProcessRuntime {
     return this.attemptDirsIn(path.join(this.stateDir, namespace, name));
   }
 
+  /**
+   * Newest first, by when each instance was made: a gang deleted and made again under the
+   * same name counts its attempts from 0 again, so the attempt number only breaks ties.
+   */
   private attemptDirsIn(parent: string): string[] {
-    const found: Array<{ dir: string; attempt: number; mtime: number }> = [];
+    const found: Array<{ dir: string; attempt: number; created: number }> = [];
     for (const dir of subdirs(parent)) {
       const m = ATTEMPT_DIR.exec(path.basename(dir));
       if (!m) continue;
-      let mtime = 0;
+      let created = 0;
       try {
-        mtime = fs.statSync(path.join(dir, 'output.log')).birthtimeMs || fs.statSync(dir).mtimeMs;
+        // The folder's birth time (statx), where the filesystem keeps one; else when its log began.
+        const st = fs.statSync(dir);
+        created = st.birthtimeMs || fs.statSync(path.join(dir, 'output.log')).birthtimeMs || st.ctimeMs;
       } catch {
         // ordering falls back to the attempt number alone
       }
-      found.push({ dir, attempt: Number(m[1]), mtime });
+      found.push({ dir, attempt: Number(m[1]), created });
     }
-    return found.sort((a, b) => b.attempt - a.attempt || b.mtime - a.mtime).map((f) => f.dir);
+    return found.sort((a, b) => b.created - a.created || b.attempt - a.attempt).map((f) => f.dir);
   }
+
 
   /** Drops attempt folders beyond keepAttempts; never one that may still be running. */
   private prune(namespace: string, name: string, current: string): void {

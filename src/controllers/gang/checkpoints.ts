@@ -60,7 +60,8 @@ export function gangMtbf(policy: CheckpointPolicySpec, nodes: KubeObject[], gpus
     return { seconds: 3600 / rate, why: `${failures} failure${failures === 1 ? '' : 's'} observed on its ${nodes.length} node${nodes.length === 1 ? '' : 's'}` };
   }
   if (policy.mtbfHint) return { seconds: parseDuration(policy.mtbfHint), why: 'mtbfHint (no failures observed yet)' };
-  const g = Math.max(gpus, 1);
+  // Shared GPUs count as whole ones here: a fractional member still fails with its device.
+  const g = Math.max(Math.ceil(gpus), 1);
   return { seconds: mtbfFromRate(DEFAULT_FAILURES_PER_GPU_HOUR, g), why: `no failures observed; assumed ${DEFAULT_FAILURES_PER_GPU_HOUR.toExponential(2)} failures per GPU-hour × ${g} GPU${g === 1 ? '' : 's'}` };
 }
 
@@ -104,7 +105,7 @@ export function checkpointCompletion(gangName: string, id: string, requestedAt: 
     report: ((task.status as { checkpoints?: MemberCheckpoint[] } | undefined)?.checkpoints ?? []).find((c) => c.id === id),
   }));
   const missing = reports.filter((r) => !r.report).map((r) => r.member);
-  if (missing.length) return { state: 'waiting', missing };
+  if (missing.length || !reports.length) return { state: 'waiting', missing };
   const steps = new Set(reports.map((r) => r.report!.step));
   if (steps.size > 1) {
     return { state: 'inconsistent', message: `checkpoint ${id} was written at different steps (${reports.map((r) => `${r.member}: ${r.report!.step}`).join(', ')}); not used` };

@@ -169,7 +169,7 @@ export function reconcileGang(view: GangView): GangDecision {
         decision.events.push({ type: 'Normal', reason: 'Succeeded', message: `all ${current.length} members succeeded` });
         break;
       }
-      const running = current.every((t) => ['Running', 'Succeeded'].includes(taskStatus(t).phase ?? ''));
+      const running = current.length > 0 && current.every((t) => ['Running', 'Succeeded'].includes(taskStatus(t).phase ?? ''));
       if (phase === 'Scheduled' && running) {
         set({ phase: 'Running', startTime: status.startTime ?? now.toISOString(), attemptStartTime: now.toISOString() });
         decision.events.push({ type: 'Normal', reason: 'Running', message: `all ${current.length} members are running${attempt ? ` (attempt ${attempt})` : ''}` });
@@ -250,12 +250,15 @@ function fail(
     return;
   }
   const backoff = restartBackoffSeconds(policy, restarts + 1);
+  // A pending preemption notice is answered by this stop: the next attempt must not meet it.
+  const notice = status.conditions?.find((c) => c.type === CONDITION_PREEMPTION && c.status === 'True');
   set({
     phase: 'Restarting',
     restarts: restarts + 1,
     lastFailure,
     nextRestartTime: new Date(now.getTime() + backoff * 1000).toISOString(),
     checkpointRequest: undefined,
+    ...(notice ? { conditions: setCondition(status.conditions, { type: CONDITION_PREEMPTION, status: 'False', reason: 'StoppedByFailure', message: `${what} before the preemption completed; the gang restarts` }, now) } : {}),
   });
   const from = status.lastCheckpoint ? `from checkpoint ${status.lastCheckpoint.id} (step ${status.lastCheckpoint.step})` : 'from the start';
   decision.events.push({ type: 'Warning', reason: 'Restarting', message: `${what}; stopping the other members and restarting the gang ${from} in ${formatDuration(backoff)} (restart ${restarts + 1} of ${max})` });
