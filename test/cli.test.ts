@@ -42,8 +42,8 @@ test('apply creates, then updates; get prints the table and yaml', async () => {
   const table = await cli(['get', 'gangs']);
   assert.equal(table.code, 0, table.stderr);
   const [header, row] = table.stdout.trim().split('\n');
-  assert.match(header!, /^NAME\s+QUEUE\s+GPUS\s+PHASE\s+AGE$/);
-  assert.match(row!, /^hello-gang\s+default\s+3\s+Pending\s+\d+s$/);
+  assert.match(header!, /^NAME\s+QUEUE\s+GPUS\s+PHASE\s+RESTARTS\s+AGE$/);
+  assert.match(row!, /^hello-gang\s+default\s+3\s+Pending\s+0\s+\d+s$/);
 
   const yaml = await cli(['get', 'gang', 'hello-gang', '-o', 'yaml']);
   assert.match(yaml.stdout, /replicas: 3/);

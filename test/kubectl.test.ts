@@ -211,14 +211,14 @@ describe('kubectl against the control plane', { timeout: 180_000 }, () => {
     await createNamespace('tables');
     await ok(['apply', '-n', 'tables', '-f', 'test/fixtures/good/gangs.yaml']);
     const gangs = await ok(['get', 'gangs', '-n', 'tables']);
-    assert.deepEqual(header(gangs), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'AGE']);
-    assert.match(gangs, /^fixture-train\s+research\s+8\s+Pending\s+\d+s$/m);
-    assert.match(gangs, /^fixture-notebook\s+default\s+0\.5\s+Pending\s+\d+s$/m);
+    assert.deepEqual(header(gangs), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'RESTARTS', 'AGE']);
+    assert.match(gangs, /^fixture-train\s+research\s+8\s+Pending\s+0\s+\d+s$/m);
+    assert.match(gangs, /^fixture-notebook\s+default\s+0\.5\s+Pending\s+0\s+\d+s$/m);
     // Short name, singular and full plural name print the same table; -o wide adds priority>0 columns.
     for (const name of ['gang', 'gsg', 'gangschedulinggroups', 'gangschedulinggroups.k8s4ai.io']) {
-      assert.deepEqual(header(await ok(['get', name, '-n', 'tables'])), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'AGE'], name);
+      assert.deepEqual(header(await ok(['get', name, '-n', 'tables'])), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'RESTARTS', 'AGE'], name);
     }
-    assert.deepEqual(header(await ok(['get', 'gangs', '-n', 'tables', '-o', 'wide'])), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'RESTARTS', 'PRIORITY', 'AGE']);
+    assert.deepEqual(header(await ok(['get', 'gangs', '-n', 'tables', '-o', 'wide'])), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'RESTARTS', 'CHECKPOINT', 'PRIORITY', 'AGE']);
     // -A: kubectl adds the NAMESPACE column itself.
     assert.match(await ok(['get', 'gangs', '-A']), /^tables\s+fixture-train\s+research\s+8\s+Pending\s/m);
     // Label selectors go to the server.
@@ -284,7 +284,7 @@ describe('kubectl against the control plane', { timeout: 180_000 }, () => {
     const w = spawnKubectl(['get', 'gangs', '-n', 'watched', '-w'], { kubeconfig: t.kubeconfig, home: t.dir });
     try {
       await w.waitFor(/^watch-me\s+default\s+2\s+Pending\s/m);
-      assert.deepEqual(header(w.stdout()), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'AGE']);
+      assert.deepEqual(header(w.stdout()), ['NAME', 'QUEUE', 'GPUS', 'PHASE', 'RESTARTS', 'AGE']);
       // A change through the API: a MODIFIED event, printed as one more row.
       await t.cp.registry.patch(GangSchedulingGroup, 'watched', 'watch-me', 'merge', { spec: { queueName: 'urgent' } });
       await w.waitFor(/^watch-me\s+urgent\s+2\s+Pending\s/m);

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import type { KubeObject, Condition } from '../api/meta.ts';
 import type { KindDefinition } from '../api/kind.ts';
 import { setCondition } from '../api/meta.ts';
-import { CheckpointPolicy, GangSchedulingGroup, Node, Task, TopologyDomain } from '../api/kinds/index.ts';
+import { AcceleratorClass, CheckpointPolicy, GangSchedulingGroup, Node, Task, TopologyDomain } from '../api/kinds/index.ts';
+import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
 import type { TaskSpec } from '../api/kinds/task.ts';
 import type { NodeStatus } from '../api/kinds/node.ts';
 import type { CheckpointPolicySpec } from '../api/kinds/checkpointpolicy.ts';
@@ -174,7 +175,10 @@ export class Agent {
 
   /** Discovers this machine and creates or refreshes its Node and in-node domains. */
   private async register(nodeName: string): Promise<void> {
-    const found = await discover({ nodeName, topologyDomain: this.opts.topologyDomain, dataDir: this.opts.stateDir, ...(this.opts.discoverRun ? { run: this.opts.discoverRun } : {}) });
+    // The cluster's classes, so that discovered GPUs join the class their product name matches.
+    const classes = (await this.client.listAll(AcceleratorClass, undefined)).items.map((c) => ({ name: c.metadata.name, spec: c.spec as AcceleratorClassSpec }));
+    const found = await discover({ nodeName, topologyDomain: this.opts.topologyDomain, dataDir: this.opts.stateDir, acceleratorClasses: classes, ...(this.opts.discoverRun ? { run: this.opts.discoverRun } : {}) });
+    for (const warning of found.warnings) this.log.warn({ node: nodeName }, `discovery: ${warning}`);
     for (const d of found.domains) {
       await this.client.create(TopologyDomain, undefined, d).catch((err: unknown) => {
         if (!(err instanceof ClientError && err.statusCode === 409)) throw err;

@@ -96,7 +96,12 @@ const gangColumns: PrinterColumn[] = [
   { name: 'Queue', type: 'string', description: 'Queue', jsonPath: '.spec.queueName' },
   { name: 'GPUs', type: 'number', description: 'GPUs requested', jsonPath: '.status.gpus', value: (o) => gangGpus(o) },
   { name: 'Phase', type: 'string', description: 'Lifecycle phase', jsonPath: '.status.phase', value: (o) => (readPath(o, 'status.phase') as string | undefined) ?? 'Pending' },
-  { name: 'Restarts', type: 'integer', description: 'Restarts', jsonPath: '.status.restarts', priority: 1 },
+  { name: 'Restarts', type: 'integer', description: 'Restarts after failures', jsonPath: '.status.restarts', value: (o) => (readPath(o, 'status.restarts') as number | undefined) ?? 0 },
+  { name: 'Checkpoint', type: 'string', description: 'Last complete checkpoint and its step', jsonPath: '.status.lastCheckpoint.id', priority: 1,
+    value: (o) => {
+      const c = readPath(o, 'status.lastCheckpoint') as { id: string; step: number } | undefined;
+      return c ? `${c.id}@${c.step}` : '<none>';
+    } },
   { name: 'Priority', type: 'integer', description: 'Priority', jsonPath: '.spec.priority', priority: 1 },
 ];
 
