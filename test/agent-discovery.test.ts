@@ -10,31 +10,13 @@ import {
   QUERY_GPU_FIELDS, QUERY_GPU_FIELDS_LEGACY, type CommandRunner, type MachineInfo, type Discovery,
 } from '../src/agent/discovery/index.ts';
 import { loadFleet, FLEET_DEMO_PATH, GPU_UUID_PATTERN, LABEL_ACCELERATOR } from '../src/fleet/index.ts';
-import { ALL_KINDS } from '../src/api/kinds/index.ts';
-import { compileValidator, type KindValidator } from '../src/api/validate.ts';
+import { assertValid } from './helpers/validate.ts';
 import type { KubeObject } from '../src/api/meta.ts';
 import type { NodeStatus, NodeSpec } from '../src/api/kinds/node.ts';
 import type { TopologyDomainSpec } from '../src/api/kinds/topologydomain.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'nvidia-smi');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
-
-const validators = new Map<string, KindValidator>();
-function validatorFor(obj: KubeObject): KindValidator {
-  const key = `${obj.apiVersion}/${obj.kind}`;
-  let v = validators.get(key);
-  if (!v) {
-    const def = ALL_KINDS.find((k) => (k.group ? `${k.group}/${k.version}` : k.version) === obj.apiVersion && k.kind === obj.kind);
-    assert.ok(def, `no kind ${key}`);
-    v = compileValidator(def);
-    validators.set(key, v);
-  }
-  return v;
-}
-function assertValid(obj: KubeObject): void {
-  const { causes } = validatorFor(obj).validate(structuredClone(obj));
-  assert.deepEqual(causes, [], `${obj.kind} ${obj.metadata.name}: ${JSON.stringify(causes)}`);
-}
 
 const nodeStatus = (d: Discovery) => d.node.status as NodeStatus;
 const domainSpec = (o: KubeObject) => o.spec as TopologyDomainSpec;

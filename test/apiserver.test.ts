@@ -332,7 +332,7 @@ describe('API server', () => {
     await api.call('POST', GANGS, gang('tabled'));
     const t = (await api.call('GET', GANGS, undefined, accept)).body;
     assert.equal(t.kind, 'Table');
-    assert.deepEqual(t.columnDefinitions.filter((c: any) => c.priority === 0).map((c: any) => c.name), ['Name', 'Queue', 'GPUs', 'Phase', 'Age']);
+    assert.deepEqual(t.columnDefinitions.filter((c: any) => c.priority === 0).map((c: any) => c.name), ['Name', 'Queue', 'GPUs', 'Phase', 'Restarts', 'Age']);
     const row = t.rows.find((r: any) => r.cells[0] === 'tabled');
     assert.deepEqual(row.cells.slice(0, 4), ['tabled', 'default', 16, 'Pending']);
     await api.registry.create(Node, undefined, {

@@ -7,25 +7,11 @@ import {
   loadFleet, parseFleet, expandFleet, summarizeFleet, gpuUuid, FleetError, FLEET_DEMO_PATH, FLEET_SMALL_PATH,
   GPU_UUID_PATTERN, type Fleet,
 } from '../src/fleet/index.ts';
-import { ALL_KINDS } from '../src/api/kinds/index.ts';
-import { compileValidator, type KindValidator } from '../src/api/validate.ts';
+import { validatorFor } from './helpers/validate.ts';
 import type { KubeObject } from '../src/api/meta.ts';
 import type { NodeStatus, NodeSpec } from '../src/api/kinds/node.ts';
 import type { TopologyDomainSpec } from '../src/api/kinds/topologydomain.ts';
 import type { QueueSpec } from '../src/api/kinds/queue.ts';
-
-const validators = new Map<string, KindValidator>();
-function validatorFor(obj: KubeObject): KindValidator {
-  const key = `${obj.apiVersion}/${obj.kind}`;
-  let v = validators.get(key);
-  if (!v) {
-    const def = ALL_KINDS.find((k) => (k.group ? `${k.group}/${k.version}` : k.version) === obj.apiVersion && k.kind === obj.kind);
-    assert.ok(def, `no kind ${key}`);
-    v = compileValidator(def);
-    validators.set(key, v);
-  }
-  return v;
-}
 
 const byKind = (objs: KubeObject[], kind: string) => objs.filter((o) => o.kind === kind);
 const nodeStatus = (o: KubeObject) => o.status as NodeStatus;

@@ -27,10 +27,14 @@
 // died) every rank exits 1 at once instead of waiting on it. On SIGTERM a rank exits 143
 // (128 + SIGTERM) at once: a stopped run has not finished, and exiting 0 would report it as
 // done. Without WORLD_SIZE it runs alone; without K8S4AI_CHECKPOINT_DIR it takes no checkpoints.
+// LOCAL_RANK and CUDA_VISIBLE_DEVICES are not used: the model is small enough for the CPU.
+// Ranks sum gradients in rank order, so the result depends on WORLD_SIZE (in the last bits
+// of the weights), never on timing or on restarts.
 import { createHash } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { checkpointClient, type CheckpointClient } from '../../src/checkpoint/client.ts';
 import { ENV } from '../../src/checkpoint/protocol.ts';
+import { seededRandom } from '../../src/lib/random.ts';
 
 const INPUTS = 4;
 const SAMPLES = 4096;
@@ -88,17 +92,6 @@ function intEnv(name: string, fallback: number | undefined): number {
 // ---------------------------------------------------------------------------------------
 // Data and model
 
-/** mulberry32: a small seeded generator, the same numbers on every machine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface DataSet {
   x: Float64Array; // SAMPLES × INPUTS
@@ -106,7 +99,7 @@ interface DataSet {
 }
 
 function makeData(): DataSet {
-  const next = rng(SEED);
+  const next = seededRandom(SEED);
   const x = new Float64Array(SAMPLES * INPUTS);
   const y = new Float64Array(SAMPLES);
   for (let i = 0; i < SAMPLES; i++) {
@@ -119,7 +112,7 @@ function makeData(): DataSet {
 
 /** The data set indices of step `step`'s batch: a function of the step alone, so a resumed run sees the same batches. */
 function batchOf(step: number): Int32Array {
-  const next = rng(SEED ^ Math.imul(step, 0x9e3779b1));
+  const next = seededRandom(SEED ^ Math.imul(step, 0x9e3779b1));
   const idx = new Int32Array(BATCH);
   for (let i = 0; i < BATCH; i++) idx[i] = Math.floor(next() * SAMPLES);
   return idx;
@@ -138,7 +131,7 @@ function layout(h: number) {
 type Layout = ReturnType<typeof layout>;
 
 function initParams(l: Layout): Float64Array {
-  const next = rng(SEED + 1);
+  const next = seededRandom(SEED + 1);
   const p = new Float64Array(l.size);
   const fill = (at: number, n: number, fanIn: number) => {
     const scale = 1 / Math.sqrt(fanIn);
