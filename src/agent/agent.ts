@@ -7,12 +7,14 @@
 // checkpoints. After a restart it finds its processes again from the runtime's records, or
 // reports them lost; a Task whose record says it ran is never started a second time.
 import { mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KubeObject, Condition } from '../api/meta.ts';
 import type { KindDefinition } from '../api/kind.ts';
 import { setCondition } from '../api/meta.ts';
-import { AcceleratorClass, CheckpointPolicy, GangSchedulingGroup, Node, Task, TopologyDomain } from '../api/kinds/index.ts';
+import { AcceleratorClass, CheckpointPolicy, GangSchedulingGroup, InferenceService, Node, Task, TopologyDomain } from '../api/kinds/index.ts';
+import { LABEL_SERVICE } from '../scheduler/controller/binding.ts';
 import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
 import type { TaskSpec } from '../api/kinds/task.ts';
 import type { NodeStatus } from '../api/kinds/node.ts';
@@ -288,6 +290,7 @@ export class Agent {
         this.running.delete(key);
         await this.runtime.kill(uid).catch(() => undefined);
       }
+      this.exits.delete(uid);
       return undefined;
     }
     if (task.metadata.deletionTimestamp) {
@@ -347,6 +350,24 @@ export class Agent {
     return env;
   }
 
+  /**
+   * Where a serving member (an InferenceService replica's rank 0) listens: the service's
+   * port on a real node; on a simulated node, where many replicas share this machine, a
+   * free port of its own. The process learns it from PORT; routers from status.endpoint.
+   */
+  private async servingEndpoint(task: KubeObject): Promise<{ port: number; endpoint: string } | undefined> {
+    const service = task.metadata.labels?.[LABEL_SERVICE];
+    if (!service || (taskSpec(task).index ?? 0) !== 0) return undefined;
+    const node = this.node(taskSpec(task).nodeName!);
+    if (node?.metadata.labels?.[LABEL_SIMULATED] === 'true') {
+      const port = await freePort();
+      return { port, endpoint: `http://127.0.0.1:${port}` };
+    }
+    const svc = await this.client.get(InferenceService, task.metadata.namespace, service).catch(() => undefined);
+    const port = (svc?.spec as { port?: number } | undefined)?.port ?? 8000;
+    return { port, endpoint: `http://${this.addressOf(node)}:${port}` };
+  }
+
   /** Where a node's processes can be reached; simulated nodes all live on this machine. */
   private addressOf(node: KubeObject | undefined): string {
     if (!node || node.metadata.labels?.[LABEL_SIMULATED] === 'true') return '127.0.0.1';
@@ -374,6 +395,9 @@ export class Agent {
     // The finalizer first: from here on, deleting the Task waits for its process to stop.
     await this.client.patch(Task, task.metadata.namespace, task.metadata.name, { metadata: { finalizers: [...(task.metadata.finalizers ?? []).filter((f) => f !== AGENT_FINALIZER), AGENT_FINALIZER], resourceVersion: task.metadata.resourceVersion } });
     const r = spec.resources ?? {};
+    const serving = await this.servingEndpoint(task);
+    const env = this.env(task, dir, restore);
+    if (serving) env.PORT = String(serving.port);
     const record = await this.runtime.start({
       namespace: task.metadata.namespace ?? 'default',
       name: task.metadata.name,
@@ -382,7 +406,7 @@ export class Agent {
       argv: [...spec.command, ...(spec.args ?? [])],
       // Relative paths in a command mean the agent's folder (the repository, under `npm start`).
       cwd: spec.workingDir ?? process.cwd(),
-      env: this.env(task, dir, restore),
+      env,
       limits: {
         ...(r.memory ? { memoryBytes: amount(r.memory) } : {}),
         ...(r.cpu ? { cpuMilli: Math.round(amount(r.cpu) * 1000) } : {}),
@@ -396,6 +420,7 @@ export class Agent {
       pid: record.pid,
       startTime: record.startedAt,
       logPath: record.logPath,
+      ...(serving ? { endpoint: serving.endpoint } : {}),
       ...(restore ? { message: `resumed from checkpoint ${restore}` } : {}),
       ...(record.limitsNote ? { message: `${restore ? `resumed from checkpoint ${restore}; ` : ''}${record.limitsNote}` } : {}),
     });
@@ -553,6 +578,18 @@ export class Agent {
       await this.reportCheckpoints(task, r).catch((err: unknown) => this.log.warn({ err, task: r.key }, 'could not report checkpoints'));
     }
   }
+}
+
+/** A port nothing listens on now (the kernel's pick), for a serving member on a shared machine. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGUSR1: 10, SIGUSR2: 12 };

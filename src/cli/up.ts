@@ -32,6 +32,7 @@ export async function up(opts: UpOptions): Promise<void> {
   const cp = await startControlPlane({
     dataDir: dir, port, address: opts.address, storeUrl: opts.store, fleetFile, logger, insecureHttp: opts.insecureHttp, nodeGraceSeconds,
     ...(opts.agent === false ? {} : { agent: { nodeName: opts.nodeName } }),
+    routers: true,
   });
 
   const kc = cp.kubeconfig;

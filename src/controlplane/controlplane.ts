@@ -22,6 +22,7 @@ import { SchedulerController } from '../scheduler/controller/index.ts';
 import { GangController } from '../controllers/gang/controller.ts';
 import { NodeLifecycleController } from '../controllers/nodelifecycle.ts';
 import { Agent } from '../agent/agent.ts';
+import { ContentRouterController } from '../controllers/contentrouter.ts';
 import { ApiClient } from '../client/client.ts';
 import { readOrCreateSecret } from '../lib/secret.ts';
 import { servingCertificates } from '../lib/pki.ts';
@@ -59,6 +60,8 @@ export interface ControlPlaneOptions {
    * machine as a Node (unless nodeName is null) and serves the simulated fleet nodes.
    */
   agent?: { nodeName?: string | null; serveSimulated?: boolean; heartbeatSeconds?: number; stateDir?: string; topologyDomain?: string };
+  /** Run one `k8s4ai router` process per ContentRouter (what `up` does). */
+  routers?: boolean;
 }
 
 export interface ControlPlane {
@@ -72,6 +75,7 @@ export interface ControlPlane {
   gangs?: GangController;
   nodeLifecycle?: NodeLifecycleController;
   agent?: Agent;
+  routers?: ContentRouterController;
   /** Objects the fleet registration created on this start (0 on a restart). */
   fleetCreated: number;
   fleetTotal: number;
@@ -149,6 +153,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     });
     await agent.start();
   }
+  let routers: ContentRouterController | undefined;
+  if (opts.routers) {
+    routers = new ContentRouterController(registry, log.child({ component: 'content-routers' }), { kubeconfig, logDir: join(opts.dataDir, 'routers') });
+    await routers.start();
+  }
   log.info({ url, dataDir: opts.dataDir, store: store.name, fleetCreated }, 'control plane started');
 
   return {
@@ -161,9 +170,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     gangs,
     nodeLifecycle,
     agent,
+    routers,
     fleetCreated,
     fleetTotal: fleetObjects.length,
     async close() {
+      await routers?.stop();
       await agent?.stop();
       nodeLifecycle?.stop();
       gangs?.stop();

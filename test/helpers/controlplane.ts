@@ -40,6 +40,8 @@ export interface TestControlPlaneOptions {
   nodeGraceSeconds?: number;
   /** Run the gang and node lifecycle controllers; default: as the scheduler. */
   lifecycle?: boolean;
+  /** Run a `k8s4ai router` process per ContentRouter; default off. */
+  routers?: boolean;
 }
 
 export interface TestControlPlane {
@@ -88,6 +90,7 @@ export async function startTestControlPlane(opts: TestControlPlaneOptions = {}):
       scheduler: opts.scheduler ?? false,
       nodeGraceSeconds: opts.nodeGraceSeconds,
       lifecycle: opts.lifecycle,
+      routers: opts.routers,
       ...(opts.agent ? { agent: { nodeName: null, serveSimulated: true, ...(typeof opts.agent === 'object' ? opts.agent : {}) } } : {}),
     });
     const own = readKubeconfig(cp.kubeconfig);

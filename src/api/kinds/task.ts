@@ -31,6 +31,7 @@ export const TaskStatus = StatusStruct({
   startTime: Type.Optional(Type.String({ format: 'date-time' })),
   finishTime: Type.Optional(Type.String({ format: 'date-time' })),
   logPath: Type.Optional(Type.String()),
+  endpoint: Type.Optional(Type.String({ description: 'Where a serving member listens (InferenceService replicas): http://address:port.' })),
   /** Checkpoints this member has completed (manifest written and every file present), oldest first. */
   checkpoints: Type.Optional(Type.Array(MemberCheckpoint, { maxItems: 16 })),
 });

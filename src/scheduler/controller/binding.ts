@@ -16,6 +16,9 @@ import { amount } from '../objects.ts';
 
 export const LABEL_GANG = 'k8s4ai.io/gang';
 export const LABEL_ROLE = 'k8s4ai.io/role';
+/** Labels of an InferenceService replica's Tasks. */
+export const LABEL_SERVICE = 'k8s4ai.io/inferenceservice';
+export const LABEL_REPLICA = 'k8s4ai.io/replica';
 export const CONDITION_SCHEDULED = 'Scheduled';
 
 /** Task phases after which a Task holds nothing (its process is gone). */

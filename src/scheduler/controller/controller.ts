@@ -31,7 +31,7 @@ import { createFramework } from '../framework/profiles.ts';
 import type { GangPlacement, GangRequest, MemberPlacement } from '../framework/types.ts';
 import { domainInput, gangRequest, nodeInput, replicaGang, replicaGangName } from '../objects.ts';
 import {
-  CONDITION_SCHEDULED, gangKey, isPendingGang, memberTasks, placementOfTask, placementSummary, scheduledStatus, taskHolding, taskKey, unschedulableStatus,
+  CONDITION_SCHEDULED, LABEL_SERVICE, LABEL_REPLICA, gangKey, isPendingGang, memberTasks, placementOfTask, placementSummary, scheduledStatus, taskHolding, taskKey, unschedulableStatus,
   type TaskHolding,
 } from './binding.ts';
 import { CapacityStatusWriter } from './capacity-status.ts';
@@ -41,9 +41,7 @@ import { VRAMPoolBinder } from './vrampools.ts';
 
 export const SCHEDULER_COMPONENT = 'k8s4ai-scheduler';
 
-/** Labels of an InferenceService replica's Tasks. */
-export const LABEL_SERVICE = 'k8s4ai.io/inferenceservice';
-export const LABEL_REPLICA = 'k8s4ai.io/replica';
+export { LABEL_SERVICE, LABEL_REPLICA } from './binding.ts';
 
 /** Queue keys of InferenceServices: `isvc:<namespace>/<name>` (gangs' are `<namespace>/<name>`). */
 const SERVICE_PREFIX = 'isvc:';
