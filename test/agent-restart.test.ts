@@ -28,6 +28,7 @@ let t: TestControlPlane;
 let agent: ChildProcess | undefined;
 let stateDir: string;
 let stopDir: string;
+const started: number[] = [];
 
 function startAgent(): ChildProcess {
   const child = spawn(process.execPath, [
@@ -64,6 +65,9 @@ before(async () => {
 
 after(async () => {
   if (agent && agent.exitCode === null) await kill9(agent);
+  // Members are detached from the agent: a failed test must not leave them waiting forever.
+  for (const rank of [0, 1]) writeFileSync(join(stopDir, `stop-${rank}`), '');
+  for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
   await t.stop();
 });
 
@@ -83,6 +87,7 @@ test('an agent killed with SIGKILL finds its processes again and reports what en
     return ts.every((x) => phaseOf(x) === 'Running') ? ts : undefined;
   }, 60_000);
   const pids = [pidOf(w0!), pidOf(w1!)];
+  started.push(...pids);
   assert.ok(pids.every(alive), 'both processes run');
   const nodes = (await t.cp.registry.list(Node, undefined)).items;
   assert.ok(nodes.some((n) => (n.status as { heartbeatTime?: string }).heartbeatTime), 'the agent posts heartbeats for the simulated nodes');
@@ -113,5 +118,5 @@ test('an agent killed with SIGKILL finds its processes again and reports what en
   await t.cp.registry.delete(GangSchedulingGroup, 'default', 'waiter');
   await waitFor('the Tasks to go', async () => (await t.cp.registry.list(Task, 'default')).items.length === 0, 60_000);
   assert.ok(!alive(pids[0]!), 'member 0 was stopped');
-  assert.ok(!existsSync(join(stopDir, 'stop-0')));
+  assert.ok(!existsSync(join(stopDir, 'stop-0')), 'by the agent, not by finishing');
 });

@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 ENV_CHECKPOINT_DIR = "K8S4AI_CHECKPOINT_DIR"
 ENV_RESTORE_CHECKPOINT = "K8S4AI_RESTORE_CHECKPOINT"
 REQUEST_FILE = ".request"
+# Written once SIGUSR1 is handled: only then does the agent signal (SIGUSR1 kills by default).
+LISTENING_FILE = ".listening"
 MANIFEST_FILE = "manifest.json"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -144,6 +146,12 @@ class Checkpoint:
         if signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._on_usr1)
             signal.signal(signal.SIGTERM, self._on_term)
+            try:
+                os.makedirs(self.dir, exist_ok=True)
+                with open(os.path.join(self.dir, LISTENING_FILE), "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
         else:
             self._signals = False
 
@@ -240,6 +248,10 @@ class Checkpoint:
     def close(self):
         """Gives SIGUSR1 and SIGTERM back their default handling."""
         if self._signals:
+            try:
+                os.remove(os.path.join(self.dir, LISTENING_FILE))
+            except OSError:
+                pass
             signal.signal(signal.SIGUSR1, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             self._signals = False

@@ -6,7 +6,7 @@
 // delivers requests (file + SIGUSR1), reports the members' complete manifests, prunes old
 // checkpoints. After a restart it finds its processes again from the runtime's records, or
 // reports them lost; a Task whose record says it ran is never started a second time.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -24,7 +24,7 @@ import type { MemberCheckpoint } from '../api/kinds/workload.ts';
 import { ApiClient, ClientError } from '../client/client.ts';
 import { Informer } from '../client/informer.ts';
 import { amount } from '../scheduler/objects.ts';
-import { ENV, listCheckpoints, memberOfTask, writeRequest, type CheckpointRequest } from '../checkpoint/protocol.ts';
+import { ENV, LISTENING_FILE, listCheckpoints, memberOfTask, writeRequest, type CheckpointRequest } from '../checkpoint/protocol.ts';
 import { AGENT_FINALIZER } from '../controllers/nodelifecycle.ts';
 import { WorkQueue } from '../controllers/workqueue.ts';
 import { LABEL_SIMULATED } from '../fleet/format.ts';
@@ -79,6 +79,8 @@ interface Running {
   delivered: Set<string>;
   /** Checkpoint ids already reported in the Task's status. */
   reported: string;
+  /** A report is being written (the periodic scan and a sync must not interleave theirs). */
+  reporting?: boolean;
 }
 
 export class Agent {
@@ -101,6 +103,12 @@ export class Agent {
   private scanTimer?: NodeJS.Timeout;
   private server?: { url: string; close(): Promise<void> };
   private stopped = false;
+  /** Tasks are acted on only once Tasks, gangs and policies are all synced. */
+  private ready = false;
+  /** Uids whose end has been reported: a stale cached copy must not report them again. */
+  private readonly done = new Set<string>();
+  /** Uids being stopped (SIGTERM sent, grace running). */
+  private readonly stopping = new Set<string>();
   endpoint = '';
 
   constructor(opts: AgentOptions) {
@@ -130,7 +138,12 @@ export class Agent {
     this.runtime.onExit((e) => this.onExit(e));
     for (const r of await this.runtime.recover()) this.records.set(r.uid, r);
 
-    this.nodes = this.inform(Node, () => this.heartbeatSoon());
+    // A node appearing, or coming back from chaos, gets its heartbeat now; the agent's own
+    // heartbeat patches come back here as updates and must not start another round.
+    this.nodes = this.inform(Node, (node, old) => {
+      if (!old || (this.isKilled(old) && !this.isKilled(node))) this.heartbeatSoon();
+      if (old && this.isKilled(node) !== this.isKilled(old)) this.requeueNode(node.metadata.name);
+    });
     this.policies = this.inform(CheckpointPolicy, () => undefined);
     this.gangs = this.inform(GangSchedulingGroup, (g) => this.onGang(g));
     this.tasks = this.inform(Task, (t) => this.queue.add(keyOf(t)));
@@ -141,6 +154,7 @@ export class Agent {
     for (const r of this.records.values()) {
       if (!live.has(r.uid)) await this.discard(r.uid, 'its Task no longer exists');
     }
+    this.ready = true;
     for (const t of this.tasks.cache.values()) this.queue.add(keyOf(t));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), (this.opts.heartbeatSeconds ?? 10) * 1000);
     this.scanTimer = setInterval(() => void this.scan(), this.opts.scanMs ?? 1000);
@@ -161,12 +175,12 @@ export class Agent {
     await this.server?.close();
   }
 
-  private inform(def: KindDefinition, onChange: (o: KubeObject) => void): Informer {
+  private inform(def: KindDefinition, onChange: (o: KubeObject, old?: KubeObject) => void): Informer {
     const informer = new Informer(this.client, def, undefined, {
-      add: onChange,
-      update: (o) => onChange(o),
-      delete: onChange,
-      relist: (objects) => objects.forEach(onChange),
+      add: (o) => onChange(o),
+      update: (o, old) => onChange(o, old),
+      delete: (o) => onChange(o),
+      relist: (objects) => objects.forEach((o) => onChange(o)),
       error: (err) => this.log.debug({ err, kind: def.kind }, 'agent watch error; retrying'),
     });
     this.informers.push(informer.start());
@@ -216,6 +230,11 @@ export class Agent {
     return node?.metadata.annotations?.[ANNOTATION_CHAOS] === CHAOS_NODE_KILLED;
   }
 
+  /** Every Task bound to `node` is looked at again (it was killed or revived). */
+  private requeueNode(node: string): void {
+    for (const t of this.tasks?.cache.values() ?? []) if (taskSpec(t).nodeName === node) this.queue.add(keyOf(t));
+  }
+
   private heartbeatPending?: NodeJS.Timeout;
   /** A node appeared, or came back from chaos: beat soon rather than at the next tick. */
   private heartbeatSoon(): void {
@@ -223,7 +242,6 @@ export class Agent {
     this.heartbeatPending = setTimeout(() => {
       this.heartbeatPending = undefined;
       void this.heartbeat();
-      for (const t of this.tasks.cache.values()) this.queue.add(keyOf(t));
     }, 50);
   }
 
@@ -270,6 +288,7 @@ export class Agent {
 
   /** Brings one Task's process in line with its object. */
   private async syncTask(key: string): Promise<undefined> {
+    if (!this.ready) return undefined;
     const task = this.tasks.cache.get(key);
     const mine = this.running.get(key);
     if (!task) {
@@ -279,24 +298,32 @@ export class Agent {
     }
     const spec = taskSpec(task);
     const node = spec.nodeName ? this.node(spec.nodeName) : undefined;
-    if (!this.serves(node)) return undefined;
+    if (!this.serves(node)) {
+      // Its node is gone or no longer ours: nothing of it may run on unmanaged.
+      if (mine) await this.discard(mine.uid, `node ${spec.nodeName} is no longer served here`);
+      return undefined;
+    }
     const uid = task.metadata.uid!;
     if (mine && mine.uid !== uid) await this.discard(mine.uid, 'a newer Task took its name');
     const phase = phaseOf(task);
 
     if (this.isKilled(node)) {
       // A dead machine runs nothing and reports nothing.
-      if (this.running.has(key)) {
+      if (this.running.has(key) || this.records.get(uid)?.state === 'running') {
         this.running.delete(key);
         await this.runtime.kill(uid).catch(() => undefined);
       }
       this.exits.delete(uid);
+      this.records.delete(uid);
+      this.forget(uid);
+      this.done.add(uid);
       return undefined;
     }
     if (task.metadata.deletionTimestamp) {
       await this.terminate(task);
       return undefined;
     }
+    if (this.done.has(uid)) return undefined;
     const exit = this.exits.get(uid);
     if (exit) {
       await this.reportExit(task, exit);
@@ -386,6 +413,8 @@ export class Agent {
     let restore: string | undefined;
     try {
       mkdirSync(dir, { recursive: true });
+      // The last attempt's process listened; this one has not yet.
+      rmSync(join(dir, LISTENING_FILE), { force: true });
       restore = stageRestore(gang, memberOfTask(task.metadata.name, gangName), dir);
     } catch (err) {
       const reason = err instanceof CheckpointUnavailableError ? 'CheckpointUnavailable' : 'CheckpointDirUnavailable';
@@ -398,20 +427,30 @@ export class Agent {
     const serving = await this.servingEndpoint(task);
     const env = this.env(task, dir, restore);
     if (serving) env.PORT = String(serving.port);
-    const record = await this.runtime.start({
-      namespace: task.metadata.namespace ?? 'default',
-      name: task.metadata.name,
-      uid,
-      attempt: spec.attempt ?? 0,
-      argv: [...spec.command, ...(spec.args ?? [])],
-      // Relative paths in a command mean the agent's folder (the repository, under `npm start`).
-      cwd: spec.workingDir ?? process.cwd(),
-      env,
-      limits: {
-        ...(r.memory ? { memoryBytes: amount(r.memory) } : {}),
-        ...(r.cpu ? { cpuMilli: Math.round(amount(r.cpu) * 1000) } : {}),
-      },
-    });
+    let record: ProcessRecord;
+    try {
+      record = await this.runtime.start({
+        namespace: task.metadata.namespace ?? 'default',
+        name: task.metadata.name,
+        uid,
+        attempt: spec.attempt ?? 0,
+        argv: [...spec.command, ...(spec.args ?? [])],
+        // Relative paths in a command mean the agent's folder (the repository, under `npm start`).
+        cwd: spec.workingDir ?? process.cwd(),
+        env,
+        limits: {
+          ...(r.memory ? { memoryBytes: amount(r.memory) } : {}),
+          ...(r.cpu ? { cpuMilli: Math.round(amount(r.cpu) * 1000) } : {}),
+        },
+      });
+    } catch (err) {
+      // Not a workload's failure to run (that comes back as an exit) but ours to start it:
+      // the Task fails once, rather than staying Bound while the start is retried forever.
+      this.done.add(uid);
+      await this.patchStatus(task, { phase: 'Failed', reason: 'CannotRun', message: `the agent could not start the process: ${(err as Error).message}`, finishTime: new Date().toISOString() });
+      await this.release({ ...task, metadata: { ...task.metadata, finalizers: [...(task.metadata.finalizers ?? []), AGENT_FINALIZER] } });
+      return;
+    }
     this.records.set(uid, record);
     if (record.state !== 'running') return; // the exit (cannot run) is reported by onExit
     this.running.set(key, { uid, key, node: spec.nodeName!, gang: spec.gangName, dir, delivered: new Set(), reported: '' });
@@ -444,7 +483,10 @@ export class Agent {
   private onExit(e: ExitInfo): void {
     this.exits.set(e.uid, e);
     const rec = this.records.get(e.uid);
-    if (rec) rec.state = e.reason === 'Lost' ? 'lost' : 'exited';
+    if (rec) {
+      rec.state = e.reason === 'Lost' ? 'lost' : 'exited';
+      rec.exit = e;
+    }
     this.queue.add(`${e.namespace}/${e.name}`);
   }
 
@@ -468,6 +510,7 @@ export class Agent {
       });
       this.log.info({ task: key, exitCode: e.exitCode, signal: e.signal, reason: e.reason }, 'task exited');
     }
+    this.done.add(e.uid);
     await this.release(task);
     this.exits.delete(e.uid);
     this.forget(e.uid);
@@ -484,6 +527,7 @@ export class Agent {
   }
 
   private async reportLost(task: KubeObject, message: string): Promise<void> {
+    this.done.add(task.metadata.uid!);
     this.running.delete(keyOf(task));
     this.records.delete(task.metadata.uid!);
     this.forget(task.metadata.uid!);
@@ -491,15 +535,32 @@ export class Agent {
     await this.release(task);
   }
 
-  /** A Task being deleted: stop its process gracefully, then let the record go. */
+  /**
+   * A Task being deleted: its process gets SIGTERM and its grace period, then SIGKILL; the
+   * record goes once nothing runs. The stop runs beside the queue, so one member's grace
+   * period never holds up the other Tasks of this machine; its end queues the Task again.
+   */
   private async terminate(task: KubeObject): Promise<void> {
     const key = keyOf(task);
     const uid = task.metadata.uid!;
-    if (this.running.has(key) || this.records.get(uid)?.state === 'running') {
-      const grace = taskSpec(task).terminationGracePeriodSeconds ?? 30;
-      const exit = await this.runtime.stop(uid, grace);
-      this.running.delete(key);
-      this.exits.delete(uid);
+    if (this.records.get(uid)?.state === 'running') {
+      if (!this.stopping.has(uid)) {
+        this.stopping.add(uid);
+        const grace = taskSpec(task).terminationGracePeriodSeconds ?? 30;
+        void this.runtime.stop(uid, grace)
+          .catch(() => this.runtime.kill(uid).catch(() => undefined))
+          .finally(() => {
+            this.stopping.delete(uid);
+            const rec = this.records.get(uid);
+            if (rec?.state === 'running') rec.state = 'exited';
+            this.queue.add(key);
+          });
+      }
+      return;
+    }
+    this.running.delete(key);
+    const exit = this.exits.get(uid) ?? this.records.get(uid)?.exit;
+    if (exit && !this.done.has(uid) && !TERMINAL.has(phaseOf(task))) {
       await this.patchStatus(task, {
         phase: exit.reason === 'Completed' ? 'Succeeded' : 'Failed',
         reason: 'Stopped',
@@ -508,11 +569,14 @@ export class Agent {
         ...(exit.signal ? { signal: exit.signal } : {}),
         finishTime: exit.finishedAt,
       }).catch(() => undefined);
-      this.forget(uid);
-      this.records.delete(uid);
     }
+    this.done.add(uid);
+    this.exits.delete(uid);
+    this.forget(uid);
+    this.records.delete(uid);
     await this.release(task);
   }
+
 
   /** Kills and forgets a process no Task wants any more. */
   private async discard(uid: string, why: string): Promise<void> {
@@ -552,7 +616,7 @@ export class Agent {
     if (req && !r.delivered.has(req.id)) {
       writeRequest(r.dir, req);
       r.delivered.add(req.id);
-      void this.runtime.signal(r.uid, 'SIGUSR1');
+      if (existsSync(join(r.dir, LISTENING_FILE))) void this.runtime.signal(r.uid, 'SIGUSR1');
       this.log.info({ task: r.key, checkpoint: req.id, reason: req.reason }, 'checkpoint requested');
     }
     const removed = pruneCheckpoints(gang, r.dir);
@@ -562,12 +626,18 @@ export class Agent {
 
   /** Reports the member's complete checkpoints when they changed. */
   private async reportCheckpoints(task: KubeObject, r: Running): Promise<void> {
-    const found = listCheckpoints(r.dir).slice(-REPORTED_CHECKPOINTS);
-    const signature = found.map((c) => c.id).join(',');
-    if (signature === r.reported) return;
-    const checkpoints: MemberCheckpoint[] = found.map((c) => ({ id: c.id, step: c.step, sizeBytes: c.sizeBytes, files: c.files, time: c.time || new Date().toISOString(), node: r.node, path: c.path }));
-    await this.patchStatus(task, { checkpoints });
-    r.reported = signature;
+    if (r.reporting) return; // the next scan looks again
+    r.reporting = true;
+    try {
+      const found = listCheckpoints(r.dir).slice(-REPORTED_CHECKPOINTS);
+      const signature = found.map((c) => c.id).join(',');
+      if (signature === r.reported) return;
+      const checkpoints: MemberCheckpoint[] = found.map((c) => ({ id: c.id, step: c.step, sizeBytes: c.sizeBytes, files: c.files, time: c.time || new Date().toISOString(), node: r.node, path: c.path }));
+      await this.patchStatus(task, { checkpoints });
+      r.reported = signature;
+    } finally {
+      r.reporting = false;
+    }
   }
 
   /** Periodic look into running members' folders for new manifests. */

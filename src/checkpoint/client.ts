@@ -15,10 +15,11 @@
 // members see a request at different steps. Agreeing on that step is the workload's business
 // (examples/training/train.ts piggybacks it on the gradient all-reduce); this client only
 // reports requests and writes checkpoints.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   ENV,
+  LISTENING_FILE,
   MANIFEST_FILE,
   REQUEST_FILE,
   assertCheckpointId,
@@ -118,6 +119,13 @@ export function checkpointClient(options: CheckpointClientOptions = {}): Checkpo
   if (signals) {
     process.on('SIGUSR1', onUsr1);
     process.on('SIGTERM', onTerm);
+    // Now the agent may signal us.
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, LISTENING_FILE), String(process.pid));
+    } catch {
+      // a read-only folder: the agent then never signals, and requests are seen at the next start
+    }
   }
 
   return {
@@ -196,6 +204,7 @@ export function checkpointClient(options: CheckpointClientOptions = {}): Checkpo
     },
 
     close() {
+      if (signals) rmSync(join(dir, LISTENING_FILE), { force: true });
       process.off('SIGUSR1', onUsr1);
       process.off('SIGTERM', onTerm);
     },

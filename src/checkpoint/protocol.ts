@@ -20,6 +20,12 @@ export const ENV = {
 } as const;
 
 export const REQUEST_FILE = '.request';
+/**
+ * Written by a workload once it handles SIGUSR1: only then does the agent signal it (for
+ * Python, SIGUSR1's default action is to exit). Before, the request file alone carries the
+ * request, and the workload reads it when it starts listening.
+ */
+export const LISTENING_FILE = '.listening';
 export const MANIFEST_FILE = 'manifest.json';
 
 export const CheckpointReason = { Interval: 'Interval', Preemption: 'Preemption' } as const;
@@ -57,7 +63,7 @@ export interface FoundCheckpoint {
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function assertCheckpointId(id: string): void {
-  if (!ID_RE.test(id) || id === MANIFEST_FILE) throw new Error(`checkpoint id "${id}" must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  if (!ID_RE.test(id) || id === MANIFEST_FILE || id === LISTENING_FILE) throw new Error(`checkpoint id "${id}" must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
 }
 
 /** The storage a CheckpointPolicy names. */

@@ -174,6 +174,51 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('engine')
+    .description('run a SIMULATED LLM server (OpenAI API, prefix KV cache, vLLM-like timing; no model) for routers, tests and demos')
+    .option('--port <port>', 'port to listen on (default: $PORT, else 8000; 0: any free one)')
+    .option('--address <addr>', 'address to listen on', '127.0.0.1')
+    .option('--model <name>', 'model name to serve (repeatable; default k8s4ai/sim-8b)', collect)
+    .option('--block-tokens <n>', 'tokens per prefix-cache block (as the router\'s)', '16')
+    .option('--cache-blocks <n>', 'prefix-cache capacity in blocks (LRU beyond it)', '8192')
+    .option('--prefill-us-per-token <us>', 'prefill microseconds per uncached prompt token', '100')
+    .option('--decode-ms-per-token <ms>', 'decode milliseconds per output token', '30')
+    .option('--overhead-ms <ms>', 'fixed milliseconds per request before its prefill', '5')
+    .option('--max-batch <n>', 'requests decoding at once (more wait for a slot)', '64')
+    .action(async (o) => {
+      const { engineCommand } = await import('./engine.ts');
+      await engineCommand(o);
+    });
+
+  program
+    .command('router')
+    .description('run a prefix-cache-aware, tenant-isolated OpenAI-compatible router (standalone with --backend, or for a ContentRouter)')
+    .option('--content-router <ns/name>', 'take configuration and backends from this ContentRouter and write its status')
+    .option('--backend <url>', 'a backend engine, e.g. http://127.0.0.1:8000 (repeatable; standalone)', collect)
+    .option('--policy <name>', 'routing policy: k8s4ai, round-robin, least-loaded, sglang, llm-d (default k8s4ai)')
+    .option('--block-tokens <n>', 'tokens per hashed prefix block (default 64)')
+    .option('--tenant <name=sha256:hex>', 'a tenant and the SHA-256 of one of its API keys (repeatable; none: no key needed)', collect)
+    .option('--tenants-file <file>', 'YAML list of tenants as in a ContentRouter spec (name, apiKeyHashes, cacheSalt, maxInFlight)')
+    .option('--salt-secret <secret>', 'derives the cache salt of tenants that set none (default $K8S4AI_ROUTER_SALT_SECRET; same on every replica)')
+    .option('--port <port>', 'port to listen on (default 8080; with --content-router its spec.listen)')
+    .option('--address <addr>', 'address to listen on (default 127.0.0.1)')
+    .option('--max-body <quantity>', 'largest request body, e.g. 8Mi (default 8Mi)')
+    .option('--retries <n>', 'retries on another backend before the first byte (default 1)')
+    .option('--max-in-flight-per-backend <n>', 'above this every backend is busy: 429 (default 256)')
+    .option('--index-capacity <blocks>', 'prefix blocks remembered per backend (default 100000)')
+    .option('--index-source <source>', 'History (routing history) or KVEvents (the engines\' /v1/kv/events)')
+    .option('--connect-timeout <duration>', 'backend connect timeout (default 2s)')
+    .option('--first-token-timeout <duration>', 'wait for the first response byte (default 60s)')
+    .option('--idle-timeout <duration>', 'longest silence within a response (default 30s)')
+    .option('--drain-timeout <duration>', 'on SIGTERM, wait this long for requests in flight (default 30s)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--log-file <file>', 'where logs go ("-" for stderr, the default)')
+    .action(async (o) => {
+      const { routerCommand } = await import('./router.ts');
+      await routerCommand({ ...globals(), ...o });
+    });
+
+  program
     .command('bench')
     .description('run a benchmark (api, …): prints a table, writes bench/results/<name>.json')
     .argument('[name]', 'benchmark name')

@@ -39,6 +39,11 @@ export interface NodeLifecycleOptions {
 export class NodeLifecycleController {
   private informer?: LocalInformer;
   private readonly nodes = new Map<string, KubeObject>();
+  /**
+   * When this controller saw each node's heartbeatTime change, by its own clock: a node's
+   * age is judged from that, never from the agent's clock, which may be skewed.
+   */
+  private readonly seen = new Map<string, { heartbeat: string; at: number }>();
   private timer?: NodeJS.Timeout;
   private busy = false;
   /** Heartbeats older than this start are judged from the start: `up` was down meanwhile. */
@@ -61,7 +66,10 @@ export class NodeLifecycleController {
     this.informer = watchKind(this.registry, Node, {
       onEvent: (e) => {
         if (e.type === 'DELETED') this.nodes.delete(e.object.metadata.name);
-        else this.nodes.set(e.object.metadata.name, e.object);
+        else {
+          this.nodes.set(e.object.metadata.name, e.object);
+          this.observe(e.object);
+        }
       },
       onResync: (objects) => {
         this.nodes.clear();
@@ -71,6 +79,15 @@ export class NodeLifecycleController {
     await this.informer.synced;
     this.timer = setInterval(() => void this.check(), this.checkMs);
     this.timer.unref();
+  }
+
+  /** Notes, by this clock, when a node's heartbeat changed. */
+  private observe(node: KubeObject): void {
+    const hb = (node.status as NodeStatus | undefined)?.heartbeatTime;
+    if (!hb) return;
+    const known = this.seen.get(node.metadata.name);
+    // Heartbeats already there at start count from the start: `up` may have been down.
+    if (known?.heartbeat !== hb) this.seen.set(node.metadata.name, { heartbeat: hb, at: known ? Date.now() : this.startedAt });
   }
 
   stop(): void {
@@ -86,7 +103,10 @@ export class NodeLifecycleController {
       for (const node of [...this.nodes.values()]) {
         const st = (node.status ?? {}) as NodeStatus;
         if (!st.heartbeatTime) continue;
-        const lastSeen = Math.max(Date.parse(st.heartbeatTime) || 0, this.startedAt);
+        const name = node.metadata.name;
+        const known = this.seen.get(name);
+        if (known?.heartbeat !== st.heartbeatTime) this.seen.set(name, { heartbeat: st.heartbeatTime, at: known ? now : this.startedAt });
+        const lastSeen = this.seen.get(name)!.at;
         if (now - lastSeen <= this.graceMs) continue;
         try {
           const ready = (st.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');

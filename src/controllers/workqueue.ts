@@ -71,7 +71,8 @@ export class WorkQueue {
           this.failures.set(key, n);
           const delay = Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (n - 1));
           this.log.warn({ err, key, retryInMs: delay }, 'reconcile failed; will retry');
-          this.add(key, Date.now() + delay);
+          // The backoff wins over an immediate re-add made while this reconcile ran.
+          this.due.set(key, Math.max(this.due.get(key) ?? 0, Date.now() + delay));
         }
       }
     } finally {

@@ -39,20 +39,24 @@ export class GangController {
   }
 
   async start(): Promise<void> {
-    await this.inform(Node, (e) => this.remember(this.nodes, e.object.metadata.name, e));
+    await this.inform(Node, (e) => this.remember(this.nodes, e.object.metadata.name, e), () => this.nodes.clear());
     await this.inform(CheckpointPolicy, (e) => {
       const key = keyOf(e.object.metadata.namespace, e.object.metadata.name);
       this.remember(this.policies, key, e);
       for (const [gk, g] of this.gangs) {
         if (g.metadata.namespace === e.object.metadata.namespace && (g.spec as GangSchedulingGroupSpec).checkpointPolicyName === e.object.metadata.name) this.queue.add(gk);
       }
+    }, () => this.policies.clear());
+    await this.inform(Task, (e) => this.onTask(e), () => {
+      // Every gang is looked at again after a relist: Tasks deleted meanwhile are gone now.
+      this.tasks.clear();
+      for (const k of this.gangs.keys()) this.queue.add(k);
     });
-    await this.inform(Task, (e) => this.onTask(e));
     await this.inform(GangSchedulingGroup, (e) => {
       const key = keyOf(e.object.metadata.namespace, e.object.metadata.name);
       this.remember(this.gangs, key, e);
       this.queue.add(key);
-    });
+    }, () => this.gangs.clear());
   }
 
   stop(): void {
@@ -65,10 +69,12 @@ export class GangController {
     return this.queue.idle();
   }
 
-  private async inform(def: KindDefinition, handle: (e: ObjectEvent) => void): Promise<void> {
+  /** `reset` empties what the informer fed before a relist hands over the whole list again. */
+  private async inform(def: KindDefinition, handle: (e: ObjectEvent) => void, reset: () => void): Promise<void> {
     const informer = watchKind(this.registry, def, {
       onEvent: handle,
       onResync: (objects) => {
+        reset();
         for (const object of objects) handle({ type: 'MODIFIED', object, revision: Number(object.metadata.resourceVersion) });
       },
     });
@@ -101,9 +107,11 @@ export class GangController {
     if (!gang) return undefined;
     const spec = gang.spec as GangSchedulingGroupSpec;
     const policyObj = spec.checkpointPolicyName ? this.policies.get(keyOf(gang.metadata.namespace, spec.checkpointPolicyName)) : undefined;
+    // Only this gang's Tasks: a gang made again under the same name must not see the old one's.
+    const owned = (t: KubeObject) => !t.metadata.ownerReferences?.length || t.metadata.ownerReferences.some((r) => r.uid === gang.metadata.uid);
     const decision = reconcileGang({
       gang,
-      tasks: [...(this.tasks.get(key)?.values() ?? [])],
+      tasks: [...(this.tasks.get(key)?.values() ?? [])].filter(owned),
       policy: policyObj ? { spec: policyObj.spec as CheckpointPolicySpec, measuredSeconds: (policyObj.status as { measuredCheckpointSeconds?: number } | undefined)?.measuredCheckpointSeconds } : undefined,
       nodes: this.nodes,
       now: new Date(),

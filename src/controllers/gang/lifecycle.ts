@@ -151,7 +151,10 @@ export function reconcileGang(view: GangView): GangDecision {
     case 'Running': {
       stopAll(stale);
       const expected = status.placements?.length ?? current.length;
-      const failed = current.find((t) => FAILED_PHASES.has(taskStatus(t).phase ?? ''));
+      // The first to fail is the cause; the others mostly failed because it did.
+      const failed = current
+        .filter((t) => FAILED_PHASES.has(taskStatus(t).phase ?? ''))
+        .sort((a, b) => (Date.parse((a.status as { finishTime?: string }).finishTime ?? '') || Infinity) - (Date.parse((b.status as { finishTime?: string }).finishTime ?? '') || Infinity))[0];
       const scheduledAt = Date.parse(status.scheduledTime ?? '') || now.getTime();
       const missing = current.length < expected && now.getTime() - scheduledAt >= MISSING_TASK_GRACE_MS
         ? (status.placements ?? []).find((p) => !current.some((t) => t.metadata.name === p.taskName))

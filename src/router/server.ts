@@ -1,0 +1,730 @@
+// `k8s4ai router`: the data plane. An OpenAI-compatible HTTP entry point that authenticates
+// the tenant from its API key, computes the prompt's prefix blocks (seeded by the tenant's
+// salt), asks the routing policy for a backend among the ready ones under their bound, and
+// proxies the request there, streaming the answer back as it comes.
+//
+// The hot path is kept lean: node:http with no framework, the body read once and parsed
+// once (needed for the blocks), the tenant's `cache_salt` spliced into the raw bytes rather
+// than re-serializing the body (unless the client sent a cache_salt of its own, which is
+// overwritten), one undici Pool with keep-alive per backend, the response body written to
+// the client chunk by chunk with backpressure, and metrics that are plain counters until
+// scraped.
+//
+// Resilience: response headers go to the client only with the first body byte, so a request
+// that fails before it (connection refused, reset, 5xx, first-token timeout) can be retried
+// on another backend (`retries`) without the client noticing. After the first byte a failure
+// ends the stream cleanly: SSE gets a final `data: {"error": …}` event and a proper end; a
+// non-SSE body, which cannot be completed validly, has its connection reset. A client that
+// goes away aborts the upstream request, so the engine stops working for nobody.
+import { createServer, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { promptBlocks } from './prompt.ts';
+import type { RouteRequest, RoutingPolicy } from './types.ts';
+import { PrefixIndex } from './prefix-index.ts';
+import { createPolicy, isPolicyName, POLICY_NAMES, type PolicyOptions } from './policies/registry.ts';
+import { BackendSet, type Backend, type BackendSetOptions } from './backends.ts';
+import { TenantTable, type Tenant, type TenantSpec } from './tenants.ts';
+import { RouterMetrics } from './metrics.ts';
+import type { ContentRouterRef, ContentRouterLink } from './content-router.ts';
+
+/** The `code` of the router's own JSON errors (OpenAI's `{error: {message, type, code}}`). */
+export const RouterErrorCode = {
+  UNAUTHORIZED: 'invalid_api_key',
+  BODY_TOO_LARGE: 'body_too_large',
+  INVALID_BODY: 'invalid_body',
+  NOT_FOUND: 'not_found',
+  METHOD_NOT_ALLOWED: 'method_not_allowed',
+  TENANT_LIMIT: 'tenant_max_in_flight',
+  BACKENDS_BUSY: 'backends_at_capacity',
+  NO_BACKEND: 'no_ready_backend',
+  UPSTREAM_ERROR: 'upstream_error',
+  UPSTREAM_TIMEOUT: 'upstream_timeout',
+  DRAINING: 'draining',
+} as const;
+export type RouterErrorCode = (typeof RouterErrorCode)[keyof typeof RouterErrorCode];
+
+/** Failures to start or configure a router (not per-request errors). */
+export const RouterConfigErrorCode = {
+  INVALID: 'K8S4AI_ROUTER_INVALID_CONFIG',
+  CONTENT_ROUTER: 'K8S4AI_ROUTER_CONTENT_ROUTER',
+} as const;
+
+export class RouterConfigError extends Error {
+  constructor(readonly code: (typeof RouterConfigErrorCode)[keyof typeof RouterConfigErrorCode], message: string) {
+    super(message);
+    this.name = 'RouterConfigError';
+  }
+}
+
+export const IndexSource = { History: 'History', KVEvents: 'KVEvents' } as const;
+export type IndexSource = (typeof IndexSource)[keyof typeof IndexSource];
+
+/** Everything a router's behaviour depends on; a ContentRouter's spec maps onto it. */
+export interface RouterConfig {
+  policy: string;
+  /** Passed to the policy (loadBound, minMatchRatio, …). */
+  policyOptions: PolicyOptions;
+  blockTokens: number;
+  indexCapacityBlocks: number;
+  indexSource: IndexSource;
+  tenants: TenantSpec[];
+  /** Derives the salt of tenants that configure none (a ContentRouter's uid). */
+  saltSecret: string;
+  retries: number;
+  connectTimeoutMs: number;
+  firstTokenTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxInFlightPerBackend: number;
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_ROUTER_CONFIG: Readonly<RouterConfig> = Object.freeze({
+  policy: 'k8s4ai',
+  policyOptions: {},
+  blockTokens: 64,
+  indexCapacityBlocks: 100_000,
+  indexSource: IndexSource.History,
+  tenants: [],
+  saltSecret: 'k8s4ai-router',
+  retries: 1,
+  connectTimeoutMs: 2000,
+  firstTokenTimeoutMs: 60_000,
+  idleTimeoutMs: 30_000,
+  maxInFlightPerBackend: 256,
+  maxBodyBytes: 8 * 1024 * 1024,
+});
+
+export interface RouterOptions extends Partial<RouterConfig> {
+  /** Static backends (standalone). */
+  backends?: string[];
+  /** Read configuration and backends from this ContentRouter, and write its status. */
+  contentRouter?: ContentRouterRef;
+  /** Listen address and port; default the ContentRouter's spec.listen, else 127.0.0.1:0. */
+  address?: string;
+  port?: number;
+  log?: Logger;
+  /** Health check and ejection tuning. */
+  health?: Pick<BackendSetOptions, 'healthIntervalMs' | 'unhealthyThreshold' | 'ejectAfter' | 'ejectMs' | 'healthPath'>;
+  /** How long close() waits for requests in flight before cutting them; default 30 s. */
+  drainTimeoutMs?: number;
+}
+
+export interface Router {
+  /** http://address:port */
+  readonly url: string;
+  readonly port: number;
+  readonly config: Readonly<RouterConfig>;
+  readonly backends: BackendSet;
+  readonly index: PrefixIndex;
+  readonly metrics: RouterMetrics;
+  readonly tenants: TenantTable;
+  readonly server: Server;
+  /** Requests being proxied now. */
+  inFlight(): number;
+  /** Applies a new configuration (tenants, limits, policy, index) without a restart. */
+  reconfigure(next: Partial<RouterConfig>): void;
+  /** Stops accepting, lets requests in flight finish (up to drainTimeoutMs), then closes. */
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = 'application/json';
+const SSE_ERROR_TYPE = 'upstream_error';
+/** Bytes of a response's tail searched for usage (prompt and cached tokens). */
+const USAGE_TAIL_BYTES = 8192;
+const MODELS_CACHE_MS = 2000;
+
+/** One client request through its attempts. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: string;
+  tenant: Tenant;
+  payload: Buffer;
+  route: RouteRequest;
+  started: number;
+  attempt: number;
+  tried: Backend[];
+  /** The client went away: nothing more is sent, the upstream is aborted. */
+  clientGone: boolean;
+  finished: boolean;
+  /** Aborts the attempt in progress. */
+  abort: AbortController | undefined;
+  lastError: string | undefined;
+  lastTimeout: boolean;
+}
+
+export async function startRouter(options: RouterOptions = {}): Promise<Router> {
+  let link: ContentRouterLink | undefined;
+  let base: Partial<RouterConfig> = {};
+  let listen: { address?: string; port?: number } = {};
+  if (options.contentRouter) {
+    const { loadContentRouter } = await import('./content-router.ts');
+    const loaded = await loadContentRouter(options.contentRouter);
+    base = loaded.config;
+    listen = loaded.listen;
+  }
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<RouterConfig>;
+  const core = new RouterCore({ ...DEFAULT_ROUTER_CONFIG, ...base, ...pickConfig(defined) }, options);
+  const address = options.address ?? listen.address ?? '127.0.0.1';
+  await core.listen(options.port ?? listen.port ?? 0, address);
+  if (options.backends?.length) core.backends.set(options.backends);
+  if (options.contentRouter) {
+    const { linkContentRouter } = await import('./content-router.ts');
+    try {
+      link = await linkContentRouter(core, options.contentRouter);
+    } catch (err) {
+      await core.close();
+      throw err;
+    }
+    core.link = link;
+  }
+  return core;
+}
+
+function pickConfig(o: Partial<RouterConfig>): Partial<RouterConfig> {
+  const out: Partial<RouterConfig> = {};
+  for (const k of Object.keys(DEFAULT_ROUTER_CONFIG) as (keyof RouterConfig)[]) if (o[k] !== undefined) (out as Record<string, unknown>)[k] = o[k];
+  return out;
+}
+
+function makePolicy(c: RouterConfig): RoutingPolicy {
+  if (!isPolicyName(c.policy)) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `unknown routing policy "${c.policy}" (known: ${POLICY_NAMES.join(', ')})`);
+  return createPolicy(c.policy, c.policyOptions);
+}
+
+function validateConfig(c: RouterConfig): void {
+  const positiveInt = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 1) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `${what} must be a positive integer, not ${v}`);
+  };
+  positiveInt(c.blockTokens, 'blockTokens');
+  positiveInt(c.indexCapacityBlocks, 'index capacity');
+  positiveInt(c.maxInFlightPerBackend, 'maxInFlightPerBackend');
+  positiveInt(c.maxBodyBytes, 'maxBodySize');
+  if (!Number.isInteger(c.retries) || c.retries < 0) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `retries must be an integer >= 0, not ${c.retries}`);
+  for (const [k, v] of [['connect', c.connectTimeoutMs], ['firstToken', c.firstTokenTimeoutMs], ['idle', c.idleTimeoutMs]] as const) {
+    if (!(v > 0)) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `timeouts.${k} must be > 0`);
+  }
+  if (c.indexSource !== IndexSource.History && c.indexSource !== IndexSource.KVEvents) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `index source must be History or KVEvents, not ${c.indexSource}`);
+}
+
+class RouterCore implements Router {
+  config: RouterConfig;
+  readonly backends: BackendSet;
+  index: PrefixIndex;
+  readonly metrics: RouterMetrics;
+  readonly tenants: TenantTable;
+  readonly server: Server;
+  url = '';
+  port = 0;
+  link: ContentRouterLink | undefined;
+  private policy: RoutingPolicy;
+  private readonly log: Logger | undefined;
+  private active = 0;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private modelsCache: { at: number; body: Buffer } | undefined;
+  private readonly drainTimeoutMs: number;
+
+  constructor(config: RouterConfig, options: RouterOptions) {
+    validateConfig(config);
+    this.config = config;
+    this.log = options.log;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+    this.tenants = new TenantTable(config.tenants, config.saltSecret);
+    this.policy = makePolicy(config);
+    this.index = new PrefixIndex({ capacityBlocks: config.indexCapacityBlocks });
+    this.backends = new BackendSet({
+      ...options.health,
+      connectTimeoutMs: config.connectTimeoutMs,
+      kvEvents: config.indexSource === IndexSource.KVEvents,
+      log: options.log,
+      onKvReset: (b) => this.index.cleared(b.id),
+      onKvEvent: (b, e) => {
+        if (e.type === 'stored') this.index.stored(b.id, e.hashes);
+        else if (e.type === 'removed') this.index.removed(b.id, e.hashes);
+        else this.index.cleared(b.id);
+      },
+      onRemove: (b) => this.index.removeBackend(b.id),
+    });
+    this.metrics = new RouterMetrics(() => this.backends.all());
+    // No request or header timeouts of node's own beyond the defaults: a completion may stream
+    // for many minutes; the per-attempt timers below bound the upstream side.
+    this.server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+  }
+
+  listen(port: number, address: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, address, () => {
+        this.server.off('error', reject);
+        const a = this.server.address() as AddressInfo;
+        this.port = a.port;
+        const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${a.port}`;
+        resolve();
+      });
+    });
+  }
+
+  inFlight(): number {
+    return this.active;
+  }
+
+  reconfigure(next: Partial<RouterConfig>): void {
+    const c: RouterConfig = { ...this.config, ...pickConfig(next) };
+    validateConfig(c);
+    const prev = this.config;
+    // Build everything first, so a bad configuration changes nothing.
+    const policy = c.policy !== prev.policy || JSON.stringify(c.policyOptions) !== JSON.stringify(prev.policyOptions) ? makePolicy(c) : this.policy;
+    this.tenants.update(c.tenants, c.saltSecret);
+    this.policy = policy;
+    // Blocks of another size (or salted otherwise) never match old entries: start afresh.
+    if (c.indexCapacityBlocks !== prev.indexCapacityBlocks || c.blockTokens !== prev.blockTokens || c.saltSecret !== prev.saltSecret) {
+      this.index = new PrefixIndex({ capacityBlocks: c.indexCapacityBlocks });
+    }
+    this.backends.setKvEvents(c.indexSource === IndexSource.KVEvents);
+    this.config = c;
+    this.log?.info({ policy: c.policy, blockTokens: c.blockTokens, tenants: c.tenants.length }, 'router reconfigured');
+  }
+
+  // ---- HTTP ----
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = req.method;
+    if (method === 'POST' && (path === '/v1/chat/completions' || path === '/v1/completions')) {
+      this.proxy(req, res, path);
+      return;
+    }
+    const get = method === 'GET' || method === 'HEAD';
+    switch (path) {
+      case '/healthz':
+        if (!get) break;
+        this.json(res, this.draining ? 503 : 200, { status: this.draining ? 'draining' : 'ok', readyBackends: this.backends.ready().length, backends: this.backends.size });
+        return;
+      case '/metrics':
+        if (!get) break;
+        void this.metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+            res.end(text);
+          },
+          (err: Error) => this.error(res, 500, 'server_error', err.message, RouterErrorCode.UPSTREAM_ERROR),
+        );
+        return;
+      case '/v1/models':
+        if (!get) break;
+        void this.models(req, res);
+        return;
+      default:
+        this.error(res, 404, 'invalid_request_error', `no route ${method} ${path}`, RouterErrorCode.NOT_FOUND);
+        return;
+    }
+    this.error(res, 405, 'invalid_request_error', `${method} is not allowed on ${path}`, RouterErrorCode.METHOD_NOT_ALLOWED);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown, headers?: OutgoingHttpHeaders): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), ...(this.draining ? { connection: 'close' } : {}), ...headers });
+    res.end(text);
+  }
+
+  private error(res: ServerResponse, status: number, type: string, message: string, code: RouterErrorCode, headers?: OutgoingHttpHeaders): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.json(res, status, { error: { message, type, param: null, code } }, headers);
+  }
+
+  /** An error answered before the body was read: a big or unsized body closes the connection instead of being drained. */
+  private refuse(req: IncomingMessage, res: ServerResponse, status: number, type: string, message: string, code: RouterErrorCode, headers: OutgoingHttpHeaders = {}): void {
+    const len = Number(req.headers['content-length'] ?? NaN);
+    if (!(len <= 65_536) && !req.complete) headers = { ...headers, connection: 'close' };
+    this.error(res, status, type, message, code, headers);
+  }
+
+  private proxy(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const started = performance.now();
+    if (this.draining) {
+      this.metrics.request(503, '-');
+      this.refuse(req, res, 503, 'server_error', 'the router is shutting down; retry on another replica', RouterErrorCode.DRAINING, { 'retry-after': '1' });
+      return;
+    }
+    const tenant = this.tenants.authenticate(req.headers.authorization);
+    if (!tenant) {
+      this.metrics.request(401, '-');
+      this.refuse(req, res, 401, 'authentication_error', 'a valid API key is required (Authorization: Bearer <key>)', RouterErrorCode.UNAUTHORIZED, { 'www-authenticate': 'Bearer' });
+      return;
+    }
+    if (tenant.maxInFlight !== undefined && tenant.inFlight >= tenant.maxInFlight) {
+      this.metrics.request(429, tenant.name);
+      this.refuse(req, res, 429, 'rate_limit_error', `tenant ${tenant.name} has ${tenant.inFlight} requests in flight, its limit`, RouterErrorCode.TENANT_LIMIT, { 'retry-after': '1' });
+      return;
+    }
+    const max = this.config.maxBodyBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > max) {
+      this.metrics.request(413, tenant.name);
+      this.refuse(req, res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE);
+      return;
+    }
+    tenant.inFlight++;
+    this.active++;
+    const x: Exchange = {
+      req, res, path, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
+      attempt: 0, tried: [], clientGone: false, finished: false, abort: undefined, lastError: undefined, lastTimeout: false,
+    };
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      x.clientGone = true;
+      x.abort?.abort();
+      this.complete(x, 499);
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (c: Buffer) => {
+      if (tooBig) return;
+      size += c.length;
+      if (size > max) {
+        // Stop collecting; the connection closes after the answer rather than reading on.
+        tooBig = true;
+        chunks.length = 0;
+        req.pause();
+        this.error(res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE, { connection: 'close' });
+        this.complete(x, 413);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (tooBig || x.finished) return;
+      this.start(x, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    req.on('error', () => {
+      x.clientGone = true;
+      this.complete(x, 499);
+    });
+  }
+
+  /** The body is in: parse, salt, hash, route. */
+  private start(x: Exchange, raw: Buffer): void {
+    let body: Record<string, unknown>;
+    try {
+      const v: unknown = JSON.parse(raw.toString('utf8'));
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
+      body = v as Record<string, unknown>;
+    } catch (err) {
+      this.error(x.res, 400, 'invalid_request_error', `the request body is not a JSON object: ${(err as Error).message}`, RouterErrorCode.INVALID_BODY);
+      this.complete(x, 400);
+      return;
+    }
+    const salt = x.tenant.salt;
+    if (Object.hasOwn(body, 'cache_salt')) {
+      // The client's salt would let it choose whose cache it shares: replace it.
+      body.cache_salt = salt;
+      x.payload = Buffer.from(JSON.stringify(body));
+    } else {
+      x.payload = spliceSalt(raw, salt, hasKeys(body));
+    }
+    const { blockTokens } = this.config;
+    const blocks = promptBlocks(body, blockTokens, salt);
+    x.route = { blocks: blocks.hashes, promptTokens: blocks.tokens, blockTokens };
+    this.dispatch(x);
+  }
+
+  /** One attempt: choose a backend and send. */
+  private dispatch(x: Exchange): void {
+    if (x.clientGone) return;
+    const ready = this.backends.ready();
+    if (!ready.length) {
+      if (x.lastError) return this.upstreamFailed(x);
+      this.error(x.res, 503, 'server_error', 'no backend is ready', RouterErrorCode.NO_BACKEND, { 'retry-after': '1' });
+      return this.complete(x, 503);
+    }
+    const bound = this.config.maxInFlightPerBackend;
+    const candidates: Backend[] = [];
+    for (const b of ready) if (b.inFlight < bound && !x.tried.includes(b)) candidates.push(b);
+    if (!candidates.length) {
+      if (x.lastError) return this.upstreamFailed(x);
+      this.error(x.res, 429, 'rate_limit_error', `every ready backend has ${bound} requests in flight`, RouterErrorCode.BACKENDS_BUSY, { 'retry-after': '1' });
+      return this.complete(x, 429);
+    }
+    const route = x.route;
+    const decision = this.policy.choose(route, candidates, this.index);
+    const b = candidates.find((c) => c.id === decision.backend) ?? candidates[0]!;
+    const matched = b.id === decision.backend ? decision.matchedBlocks : this.index.match(b.id, route.blocks);
+    const matchedTokens = Math.min(matched * route.blockTokens, route.promptTokens);
+    if (x.attempt === 0) this.metrics.routed(route.blocks.length, matched, route.promptTokens, matchedTokens);
+    // With KV events the engine says what it stored; without (or while its stream is down),
+    // the routing history stands in.
+    if (this.config.indexSource === IndexSource.History || !b.kvEventsLive) this.index.record(b.id, route.blocks);
+    if (this.log?.isLevelEnabled('debug')) this.log.debug({ backend: b.id, tenant: x.tenant.name, reason: decision.reason, attempt: x.attempt }, 'routed');
+    this.send(x, b, route.promptTokens - matchedTokens);
+  }
+
+  private send(x: Exchange, b: Backend, uncached: number): void {
+    const { res } = x;
+    b.inFlight++;
+    b.outstandingPrefillTokens += uncached;
+    let prefillOpen = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      b.inFlight--;
+      if (prefillOpen) {
+        prefillOpen = false;
+        b.outstandingPrefillTokens -= uncached;
+      }
+    };
+    const ac = new AbortController();
+    x.abort = ac;
+    let timedOut = false;
+    let timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, this.config.firstTokenTimeoutMs);
+    let first = false;
+    let sse = false;
+    let prev: Buffer | undefined;
+    let last: Buffer | undefined;
+
+    /** Before the first byte: retry elsewhere if allowed, else answer with the failure. */
+    const failedEarly = (why: string) => {
+      clearTimeout(timer);
+      release();
+      if (x.clientGone) return;
+      this.backends.reportFailure(b, why);
+      x.lastError = why;
+      x.lastTimeout = timedOut;
+      x.tried.push(b);
+      if (x.attempt < this.config.retries) {
+        x.attempt++;
+        this.metrics.retry();
+        this.dispatch(x);
+      } else {
+        this.upstreamFailed(x);
+      }
+    };
+
+    b.pool.request({
+      path: b.basePath + x.path,
+      method: 'POST',
+      headers: { 'content-type': JSON_TYPE, accept: x.req.headers.accept ?? '*/*' },
+      body: x.payload,
+      signal: ac.signal,
+      // The attempt's own timers bound the wait (first token, then idle between chunks).
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    }).then((up: Dispatcher.ResponseData) => {
+      const status = up.statusCode;
+      const body = up.body;
+      if (x.clientGone) {
+        body.destroy();
+        clearTimeout(timer);
+        release();
+        return;
+      }
+      if (status >= 500) {
+        if (x.attempt < this.config.retries) {
+          body.destroy();
+          failedEarly(`HTTP ${status}`);
+          return;
+        }
+        this.backends.reportFailure(b, `HTTP ${status}`);
+      } else {
+        this.backends.reportSuccess(b);
+      }
+      const upHeaders = up.headers;
+      const writeHead = () => {
+        const h: OutgoingHttpHeaders = {};
+        const ct = upHeaders['content-type'];
+        if (ct !== undefined) {
+          h['content-type'] = ct;
+          sse = String(ct).startsWith('text/event-stream');
+        }
+        const cl = upHeaders['content-length'];
+        if (typeof cl === 'string') h['content-length'] = cl;
+        const cc = upHeaders['cache-control'];
+        if (typeof cc === 'string') h['cache-control'] = cc;
+        if (this.draining) h.connection = 'close';
+        res.writeHead(status, h);
+      };
+      const resume = () => body.resume();
+      body.on('data', (chunk: Buffer) => {
+        if (!first) {
+          first = true;
+          if (prefillOpen) {
+            prefillOpen = false;
+            b.outstandingPrefillTokens -= uncached;
+          }
+          this.metrics.ttfb((performance.now() - x.started) / 1000);
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            timedOut = true;
+            ac.abort();
+          }, this.config.idleTimeoutMs);
+          writeHead();
+        } else {
+          timer.refresh();
+        }
+        prev = last;
+        last = chunk;
+        if (!res.write(chunk)) {
+          body.pause();
+          res.once('drain', resume);
+        }
+      });
+      body.on('end', () => {
+        clearTimeout(timer);
+        release();
+        if (x.clientGone) return;
+        if (!first) writeHead();
+        res.end();
+        if (status === 200 && last) this.usage(prev, last);
+        this.complete(x, status);
+      });
+      body.on('error', (err: Error) => {
+        if (!first) {
+          failedEarly(timedOut ? 'timed out waiting for the first byte' : err.message);
+          return;
+        }
+        clearTimeout(timer);
+        release();
+        if (x.clientGone) return;
+        const why = timedOut ? `no data from the backend for ${this.config.idleTimeoutMs} ms` : `the backend failed mid-response: ${err.message}`;
+        this.backends.reportFailure(b, why);
+        this.log?.warn({ backend: b.id, tenant: x.tenant.name, why }, 'stream ended by a backend failure');
+        if (sse) {
+          // A final event the client can read, then a proper end: never a hang.
+          const code = timedOut ? RouterErrorCode.UPSTREAM_TIMEOUT : RouterErrorCode.UPSTREAM_ERROR;
+          res.end(`\n\ndata: ${JSON.stringify({ error: { message: why, type: SSE_ERROR_TYPE, param: null, code } })}\n\n`);
+          this.complete(x, status);
+        } else {
+          // A JSON body cut short cannot be made valid: reset, so the client sees the failure.
+          res.destroy();
+          this.complete(x, 502);
+        }
+      });
+    }, (err: Error) => {
+      failedEarly(timedOut ? 'timed out waiting for the first byte' : (err.message || String(err)));
+    });
+  }
+
+  private upstreamFailed(x: Exchange): void {
+    const timeout = x.lastTimeout;
+    const status = timeout ? 504 : 502;
+    this.error(x.res, status, 'server_error', `the backend failed before answering${x.tried.length > 1 ? ` (${x.tried.length} tried)` : ''}: ${x.lastError}`, timeout ? RouterErrorCode.UPSTREAM_TIMEOUT : RouterErrorCode.UPSTREAM_ERROR);
+    this.complete(x, status);
+  }
+
+  /** Reads usage.prompt_tokens and prompt_tokens_details.cached_tokens from a response's tail. */
+  private usage(prev: Buffer | undefined, last: Buffer): void {
+    if (last.indexOf('"cached_tokens"') < 0 && !(prev && prev.indexOf('"cached_tokens"') >= 0)) return;
+    let tail = prev ? Buffer.concat([prev, last]) : last;
+    if (tail.length > USAGE_TAIL_BYTES) tail = tail.subarray(tail.length - USAGE_TAIL_BYTES);
+    const text = tail.toString('utf8');
+    const p = /"prompt_tokens"\s*:\s*(\d+)/.exec(text);
+    const c = /"cached_tokens"\s*:\s*(\d+)/.exec(text);
+    if (p && c) this.metrics.engineUsage(Number(p[1]), Number(c[1]));
+  }
+
+  private complete(x: Exchange, status: number): void {
+    if (x.finished) return;
+    x.finished = true;
+    x.tenant.inFlight--;
+    this.active--;
+    this.metrics.request(status, x.tenant.name);
+    if (this.active === 0 && this.idleWaiters.length) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async models(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.tenants.authenticate(req.headers.authorization)) {
+      this.error(res, 401, 'authentication_error', 'a valid API key is required (Authorization: Bearer <key>)', RouterErrorCode.UNAUTHORIZED, { 'www-authenticate': 'Bearer' });
+      return;
+    }
+    const ready = this.backends.ready();
+    if (!ready.length) {
+      this.error(res, 503, 'server_error', 'no backend is ready', RouterErrorCode.NO_BACKEND, { 'retry-after': '1' });
+      return;
+    }
+    const now = Date.now();
+    let cached = this.modelsCache;
+    if (!cached || now - cached.at > MODELS_CACHE_MS) {
+      // The union over ready backends (replicas may serve different models, or be mid-rollout).
+      const lists = await Promise.all(ready.map(async (b) => {
+        try {
+          const r = await b.pool.request({ path: `${b.basePath}/v1/models`, method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
+          if (r.statusCode !== 200) {
+            await r.body.dump();
+            return [];
+          }
+          const j = (await r.body.json()) as { data?: unknown };
+          return Array.isArray(j?.data) ? (j.data as { id?: unknown }[]) : [];
+        } catch {
+          return [];
+        }
+      }));
+      const byId = new Map<string, unknown>();
+      for (const list of lists) for (const m of list) if (m && typeof m.id === 'string' && !byId.has(m.id)) byId.set(m.id, m);
+      cached = { at: now, body: Buffer.from(JSON.stringify({ object: 'list', data: [...byId.values()] })) };
+      this.modelsCache = cached;
+    }
+    res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': cached.body.length });
+    res.end(req.method === 'HEAD' ? undefined : cached.body);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    await this.link?.stop();
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeIdleConnections();
+    if (this.active > 0) {
+      // Keep-alive connections that finish their request are closed as they go idle.
+      const sweep = setInterval(() => this.server.closeIdleConnections(), 100);
+      const idle = new Promise<void>((r) => this.idleWaiters.push(r));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.drainTimeoutMs)));
+      const late = await Promise.race([idle.then(() => false), timedOut]);
+      clearTimeout(timer);
+      clearInterval(sweep);
+      if (late) this.log?.warn({ inFlight: this.active }, 'drain timed out; cutting the remaining requests');
+    }
+    this.server.closeAllConnections();
+    await closed;
+    if (this.active > 0) await this.backends.destroy();
+    else await this.backends.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+/**
+ * The body with `"cache_salt": salt` added as its first member, without re-serializing it.
+ * Only called when the body (a JSON object) has no cache_salt member of its own.
+ */
+export function spliceSalt(raw: Buffer, salt: string, nonEmpty: boolean): Buffer {
+  let i = 0;
+  // Skip a UTF-8 BOM and whitespace before the opening brace.
+  if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) i = 3;
+  while (i < raw.length && raw[i] !== 0x7b) i++;
+  const member = Buffer.from(`"cache_salt":${JSON.stringify(salt)}${nonEmpty ? ',' : ''}`);
+  return Buffer.concat([raw.subarray(i, i + 1), member, raw.subarray(i + 1)]);
+}

@@ -1,0 +1,623 @@
+// The router's data plane over real HTTP on loopback: authentication, limits, streaming,
+// failures before and after the first byte, client aborts, tenant isolation of the prefix
+// cache, prefix affinity, metrics, drain, and a router bound to a ContentRouter.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
+import { hashApiKey, deriveSalt } from '../src/router/tenants.ts';
+import { startEngine, type EngineServer } from '../src/engine/server.ts';
+import { ApiClient } from '../src/client/client.ts';
+import { ContentRouter, Task } from '../src/api/kinds/index.ts';
+import { startTestControlPlane } from './helpers/controlplane.ts';
+
+const KEY_A = 'sk-tenant-a-0123456789';
+const KEY_B = 'sk-tenant-b-9876543210';
+const TENANTS = [
+  { name: 'a', apiKeyHashes: [hashApiKey(KEY_A)] },
+  { name: 'b', apiKeyHashes: [hashApiKey(KEY_B)] },
+];
+const QUICK_HEALTH = { healthIntervalMs: 100 } as const;
+
+// ---- a fake OpenAI backend whose every answer the test scripts ----
+
+interface Received {
+  path: string;
+  body: Record<string, unknown>;
+  headers: IncomingMessage['headers'];
+  /** Resolves when the router's request to this backend closes (ended or aborted). */
+  closed: Promise<void>;
+  aborted: () => boolean;
+}
+
+interface Fake {
+  url: string;
+  received: Received[];
+  healthy: boolean;
+  server: Server;
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>) => void | Promise<void>;
+
+const okJson: Handler = (_req, res, body) => {
+  const text = JSON.stringify({ id: 'x', object: 'chat.completion', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11 } });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+};
+
+async function fakeBackend(handler: Handler = okJson, models: string[] = ['m']): Promise<Fake> {
+  const sockets = new Set<Socket>();
+  const fake: Fake = {
+    url: '',
+    received: [],
+    healthy: true,
+    server: undefined as unknown as Server,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => fake.server.close(() => r()));
+    },
+  };
+  fake.server = createServer((req, res) => {
+    if (req.url === '/health') {
+      res.writeHead(fake.healthy ? 200 : 503).end(fake.healthy ? 'ok' : 'no');
+      return;
+    }
+    if (req.url === '/v1/models') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model' })) }));
+      return;
+    }
+    if (req.url === '/v1/kv/events') {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+      let aborted = false;
+      const closed = new Promise<void>((r) => res.on('close', () => {
+        aborted = !res.writableFinished;
+        r();
+      }));
+      fake.received.push({ path: req.url!, body, headers: req.headers, closed, aborted: () => aborted });
+      void handler(req, res, body);
+    });
+  });
+  fake.server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', () => r()));
+  fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+  return fake;
+}
+
+/** A port with nothing listening. */
+async function deadUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}
+
+async function router(opts: RouterOptions): Promise<Router> {
+  const r = await startRouter({ tenants: TENANTS, health: QUICK_HEALTH, drainTimeoutMs: 2000, ...opts });
+  if (opts.backends?.length) await r.backends.checkAll();
+  return r;
+}
+
+const chat = (content: string | { role: string; content: string }[], extra: Record<string, unknown> = {}) => ({
+  model: 'm',
+  messages: typeof content === 'string' ? [{ role: 'user', content }] : content,
+  ...extra,
+});
+
+async function post(r: Router, body: unknown, key: string | undefined = KEY_A, opts: { signal?: AbortSignal; path?: string } = {}) {
+  const res = await request(`${r.url}${opts.path ?? '/v1/chat/completions'}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: opts.signal,
+  });
+  return res;
+}
+
+async function until(check: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+
+// ---- tests ----
+
+test('401 without a key, with a wrong key, and a tenant header is no substitute', async () => {
+  const fake = await fakeBackend();
+  const r = await router({ backends: [fake.url] });
+  try {
+    const none = await post(r, chat('hello'), undefined);
+    assert.equal(none.statusCode, 401);
+    const err = (await none.body.json()) as { error: { code: string } };
+    assert.equal(err.error.code, 'invalid_api_key');
+    const wrong = await post(r, chat('hello'), 'sk-not-a-key');
+    assert.equal(wrong.statusCode, 401);
+    await wrong.body.dump();
+    const forged = await request(`${r.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-tenant-id': 'a', authorization: 'Basic a' }, body: JSON.stringify(chat('x')) });
+    assert.equal(forged.statusCode, 401);
+    await forged.body.dump();
+    const models = await request(`${r.url}/v1/models`);
+    assert.equal(models.statusCode, 401);
+    await models.body.dump();
+    assert.equal(fake.received.length, 0, 'nothing unauthenticated reaches a backend');
+    const ok = await post(r, chat('hello'), KEY_A);
+    assert.equal(ok.statusCode, 200);
+    await ok.body.dump();
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('413 for an oversized body, declared or streamed, without reading it all', async () => {
+  const fake = await fakeBackend();
+  const r = await router({ backends: [fake.url], maxBodyBytes: 1024 });
+  try {
+    const big = JSON.stringify(chat('x'.repeat(4000)));
+    const declared = await post(r, big);
+    assert.equal(declared.statusCode, 413);
+    assert.equal(((await declared.body.json()) as { error: { code: string } }).error.code, 'body_too_large');
+    // No content-length: the router counts as it reads.
+    async function* chunks() {
+      for (let i = 0; i < 4; i++) yield Buffer.from(big.slice(i * 1000, (i + 1) * 1000));
+    }
+    const streamed = await request(`${r.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY_A}` }, body: Readable.from(chunks()) }).catch((e: Error) => e);
+    if (!(streamed instanceof Error)) {
+      assert.equal(streamed.statusCode, 413);
+      await streamed.body.dump();
+    }
+    assert.equal(fake.received.length, 0);
+    const small = await post(r, chat('small'));
+    assert.equal(small.statusCode, 200);
+    await small.body.dump();
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('503 with a JSON error when no backend is ready', async () => {
+  const r = await router({ backends: [await deadUrl()] });
+  const empty = await router({});
+  try {
+    assert.equal(r.backends.ready().length, 0);
+    for (const x of [r, empty]) {
+      const res = await post(x, chat('hello'));
+      assert.equal(res.statusCode, 503);
+      assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'no_ready_backend');
+    }
+    const health = await request(`${r.url}/healthz`);
+    assert.equal(health.statusCode, 200);
+    assert.deepEqual(await health.body.json(), { status: 'ok', readyBackends: 0, backends: 1 });
+  } finally {
+    await r.close();
+    await empty.close();
+  }
+});
+
+test('429 with Retry-After when every ready backend is at its bound; per-tenant maxInFlight too', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = await fakeBackend(async (req, res, body) => {
+    await gate;
+    okJson(req, res, body);
+  });
+  const r = await router({ backends: [slow.url], maxInFlightPerBackend: 1, tenants: [TENANTS[0]!, { ...TENANTS[1]!, maxInFlight: 1 }] });
+  try {
+    const first = post(r, chat('one'));
+    await until(() => slow.received.length === 1, 'the first request at the backend');
+    const second = await post(r, chat('two'));
+    assert.equal(second.statusCode, 429);
+    assert.equal(second.headers['retry-after'], '1');
+    assert.equal(((await second.body.json()) as { error: { code: string } }).error.code, 'backends_at_capacity');
+    release();
+    const done = await first;
+    assert.equal(done.statusCode, 200);
+    await done.body.dump();
+
+    // Tenant b may have one request in flight; the backend bound is 1 as well, so b's second
+    // request is refused by its own limit first.
+    let releaseB!: () => void;
+    const gateB = new Promise<void>((res) => (releaseB = res));
+    const fakeB = await fakeBackend(async (req, res, body) => {
+      await gateB;
+      okJson(req, res, body);
+    });
+    r.backends.set([slow.url, fakeB.url]);
+    await r.backends.checkAll();
+    r.reconfigure({ maxInFlightPerBackend: 10 });
+    const held = post(r, chat('b1'), KEY_B);
+    await until(() => r.tenants.get('b')!.inFlight === 1 && fakeB.received.length + slow.received.length === 2, 'b in flight');
+    const refused = await post(r, chat('b2'), KEY_B);
+    assert.equal(refused.statusCode, 429);
+    assert.equal(((await refused.body.json()) as { error: { code: string } }).error.code, 'tenant_max_in_flight');
+    releaseB();
+    const b1 = await held;
+    assert.equal(b1.statusCode, 200);
+    await b1.body.dump();
+    await fakeB.close();
+  } finally {
+    release();
+    await r.close();
+    await slow.close();
+  }
+});
+
+test('streaming passes through chunk by chunk, before the backend finishes', async () => {
+  let finish!: () => void;
+  const more = new Promise<void>((r) => (finish = r));
+  const fake = await fakeBackend(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.write(sse({ choices: [{ delta: { content: 'first' } }] }));
+    await more;
+    res.write(sse({ choices: [{ delta: { content: 'second' } }] }));
+    res.end('data: [DONE]\n\n');
+  });
+  const r = await router({ backends: [fake.url] });
+  try {
+    const res = await post(r, chat('stream please', { stream: true }));
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /text\/event-stream/);
+    const it = res.body[Symbol.asyncIterator]();
+    const one = await it.next();
+    assert.match(String(one.value), /first/, 'the first chunk arrives while the backend still holds the rest');
+    assert.doesNotMatch(String(one.value), /second/);
+    finish();
+    let rest = '';
+    for (let n = await it.next(); !n.done; n = await it.next()) rest += String(n.value);
+    assert.match(rest, /second/);
+    assert.match(rest, /\[DONE\]/);
+  } finally {
+    finish();
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('a backend dying mid-stream ends the client stream with an error event, not a hang', async () => {
+  const fake = await fakeBackend(async (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(sse({ choices: [{ delta: { content: 'partial' } }] }));
+    await new Promise((r) => setTimeout(r, 50));
+    req.socket.destroy();
+  });
+  const r = await router({ backends: [fake.url] });
+  try {
+    const res = await post(r, chat('die', { stream: true }));
+    assert.equal(res.statusCode, 200);
+    const text = await Promise.race([res.body.text(), new Promise<string>((_, rej) => setTimeout(() => rej(new Error('the stream hung')), 5000))]);
+    assert.match(text, /partial/);
+    const events = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { error?: { code: string } });
+    assert.equal(events.at(-1)?.error?.code, 'upstream_error');
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('a request failing before its first byte is retried once on another backend', async () => {
+  const reset = await fakeBackend((req) => void req.socket.destroy());
+  const failing = await fakeBackend((_req, res) => void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"overloaded"}'));
+  const good = await fakeBackend();
+  const r = await router({ backends: [reset.url, good.url], policy: 'round-robin', health: { healthIntervalMs: 60_000, ejectAfter: 100 } });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const res = await post(r, chat(`retry ${i}`));
+      assert.equal(res.statusCode, 200, `request ${i}`);
+      await res.body.dump();
+    }
+    assert.equal(good.received.length, 4, 'every request ended at the good backend');
+    assert.ok(reset.received.length >= 1, 'the resetting backend was tried');
+
+    // A 5xx answer before any byte was sent is retried the same way.
+    r.backends.set([failing.url, good.url]);
+    await r.backends.checkAll();
+    for (let i = 0; i < 4; i++) {
+      const res = await post(r, chat(`five hundred ${i}`));
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    assert.ok(failing.received.length >= 1);
+
+    // With no retries left, the client hears about the failure.
+    r.reconfigure({ retries: 0 });
+    r.backends.set([reset.url]);
+    await r.backends.checkAll();
+    const res = await post(r, chat('no retry'));
+    assert.equal(res.statusCode, 502);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'upstream_error');
+  } finally {
+    await r.close();
+    await Promise.all([reset.close(), failing.close(), good.close()]);
+  }
+});
+
+test('passive ejection after consecutive failures, re-admission by health check', async () => {
+  const flaky = await fakeBackend((req) => void req.socket.destroy());
+  const r = await router({ backends: [flaky.url], retries: 0, health: { healthIntervalMs: 100, ejectAfter: 2, ejectMs: 300 } });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const res = await post(r, chat(`fail ${i}`));
+      assert.equal(res.statusCode, 502);
+      await res.body.dump();
+    }
+    assert.equal(r.backends.ready().length, 0, 'ejected after two failures in a row');
+    const res = await post(r, chat('while ejected'));
+    assert.equal(res.statusCode, 503);
+    await res.body.dump();
+    await until(() => r.backends.ready().length === 1, 're-admission');
+  } finally {
+    await r.close();
+    await flaky.close();
+  }
+});
+
+test('a client abort cancels the upstream request', async () => {
+  const fake = await fakeBackend((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(sse({ choices: [{ delta: { content: 'tick' } }] }));
+    // …and never ends, as a long generation.
+  });
+  const r = await router({ backends: [fake.url] });
+  try {
+    const ac = new AbortController();
+    const res = await post(r, chat('long', { stream: true }), KEY_A, { signal: ac.signal });
+    const it = res.body[Symbol.asyncIterator]();
+    await it.next();
+    assert.equal(r.backends.all()[0]!.inFlight, 1);
+    ac.abort();
+    await Promise.race([fake.received[0]!.closed, new Promise((_, rej) => setTimeout(() => rej(new Error('upstream not cancelled')), 5000))]);
+    assert.ok(fake.received[0]!.aborted(), 'the backend saw its request cut');
+    await until(() => r.inFlight() === 0 && r.backends.all()[0]!.inFlight === 0, 'in-flight counts back at 0');
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('the forwarded body carries the tenant\'s cache_salt, never the client\'s', async () => {
+  const fake = await fakeBackend();
+  const r = await router({ backends: [fake.url], saltSecret: 'uid-123', tenants: [TENANTS[0]!, { ...TENANTS[1]!, cacheSalt: 'configured-salt-b' }] });
+  try {
+    for (const [key, extra] of [[KEY_A, {}], [KEY_A, { cache_salt: 'forged' }], [KEY_B, { cache_salt: 'forged' }], [KEY_B, {}]] as const) {
+      const res = await post(r, chat('same prompt', extra), key);
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    const salts = fake.received.map((x) => x.body.cache_salt);
+    const saltA = deriveSalt('uid-123', 'a');
+    assert.deepEqual(salts, [saltA, saltA, 'configured-salt-b', 'configured-salt-b']);
+    for (const x of fake.received) {
+      assert.deepEqual(x.body.messages, [{ role: 'user', content: 'same prompt' }], 'the rest of the body is untouched');
+      assert.equal(x.headers.authorization, undefined, 'the tenant\'s API key is not forwarded');
+    }
+    // A derived salt is stable: another router with the same secret derives the same one.
+    const again = await router({ backends: [fake.url], saltSecret: 'uid-123' });
+    try {
+      assert.equal(again.tenants.get('a')!.salt, saltA);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('with the engine: tenant A\'s prompt never yields cached tokens for tenant B', async () => {
+  const engine: EngineServer = await startEngine({ blockTokens: 16, models: ['m'], time: { prefillSecondsPerToken: 0, decodeSecondsPerToken: 0, overheadSeconds: 0 } });
+  const r = await router({ backends: [engine.url], blockTokens: 16 });
+  const cached = async (key: string, prompt: string) => {
+    const res = await post(r, chat(prompt, { max_tokens: 2 }), key);
+    assert.equal(res.statusCode, 200);
+    const j = (await res.body.json()) as { usage: { prompt_tokens: number; prompt_tokens_details?: { cached_tokens: number } } };
+    return j.usage.prompt_tokens_details?.cached_tokens ?? 0;
+  };
+  try {
+    const prompt = `A long shared system prompt. ${'lorem ipsum dolor sit amet '.repeat(40)}`;
+    assert.equal(await cached(KEY_A, prompt), 0, 'cold');
+    assert.ok((await cached(KEY_A, prompt)) > 0, 'A hits its own cache');
+    assert.equal(await cached(KEY_B, prompt), 0, 'B does not see A\'s cache');
+    assert.ok((await cached(KEY_B, prompt)) > 0, 'B hits its own cache');
+    assert.ok(r.metrics.engine.cachedTokens > 0, 'engine-reported cached tokens are counted');
+  } finally {
+    await r.close();
+    await engine.close();
+  }
+});
+
+test('prefix affinity: a conversation\'s next turn goes to the backend that served the first', async () => {
+  const fakes = await Promise.all([fakeBackend(), fakeBackend(), fakeBackend()]);
+  const r = await router({ backends: fakes.map((f) => f.url) });
+  const where = () => fakes.findIndex((f) => f.received.length > 0 && f.received.at(-1)!.body.__turn === turnId);
+  let turnId = '';
+  try {
+    for (let c = 0; c < 6; c++) {
+      const system = { role: 'system', content: `You are assistant number ${c}. ${'Be helpful and precise. '.repeat(30)}` };
+      const turn1 = [system, { role: 'user', content: `conversation ${c}: first question ${'and some detail '.repeat(10)}` }];
+      turnId = `c${c}t1`;
+      let res = await post(r, { ...chat(turn1), __turn: turnId });
+      await res.body.dump();
+      const first = where();
+      const turn2 = [...turn1, { role: 'assistant', content: 'an answer' }, { role: 'user', content: 'a follow-up question' }];
+      turnId = `c${c}t2`;
+      res = await post(r, { ...chat(turn2), __turn: turnId });
+      await res.body.dump();
+      assert.equal(where(), first, `conversation ${c}: turn 2 on the backend of turn 1`);
+    }
+    assert.ok(r.metrics.blockHitRate() > 0);
+  } finally {
+    await r.close();
+    await Promise.all(fakes.map((f) => f.close()));
+  }
+});
+
+test('/v1/models is the union of the ready backends\' models; /metrics and /healthz answer', async () => {
+  const one = await fakeBackend(okJson, ['m', 'x']);
+  const two = await fakeBackend(okJson, ['m', 'y']);
+  const r = await router({ backends: [one.url, two.url] });
+  try {
+    const res = await request(`${r.url}/v1/models`, { headers: { authorization: `Bearer ${KEY_B}` } });
+    assert.equal(res.statusCode, 200);
+    const j = (await res.body.json()) as { data: { id: string }[] };
+    assert.deepEqual(j.data.map((m) => m.id).sort(), ['m', 'x', 'y']);
+    const done = await post(r, chat('count me'));
+    await done.body.dump();
+    const unauth = await post(r, chat('count me'), 'nope');
+    await unauth.body.dump();
+    const metrics = await (await request(`${r.url}/metrics`)).body.text();
+    assert.match(metrics, /k8s4ai_router_requests_total\{code="200",tenant="a"\} 1/);
+    assert.match(metrics, /k8s4ai_router_requests_total\{code="401",tenant="-"\} 1/);
+    assert.match(metrics, /k8s4ai_router_backend_in_flight\{backend="http:\/\/127\.0\.0\.1:\d+"\} 0/);
+    assert.match(metrics, /k8s4ai_router_block_hit_rate/);
+    assert.match(metrics, /k8s4ai_router_time_to_first_byte_seconds_count 1/);
+  } finally {
+    await r.close();
+    await one.close();
+    await two.close();
+  }
+});
+
+test('close() drains: no new requests, those in flight finish', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = await fakeBackend(async (req, res, body) => {
+    await gate;
+    okJson(req, res, body);
+  });
+  const r = await router({ backends: [slow.url] });
+  const held = post(r, chat('in flight'));
+  await until(() => slow.received.length === 1, 'request at the backend');
+  let closed = false;
+  const closing = r.close().then(() => (closed = true));
+  await new Promise((res) => setTimeout(res, 100));
+  assert.equal(closed, false, 'close waits for the request in flight');
+  await assert.rejects(post(r, chat('too late')), 'the listener is closed');
+  release();
+  const res = await held;
+  assert.equal(res.statusCode, 200);
+  await res.body.dump();
+  await closing;
+  await slow.close();
+});
+
+test('`k8s4ai router` exits 0 after draining on SIGTERM', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = await fakeBackend(async (req, res, body) => {
+    await gate;
+    okJson(req, res, body);
+  });
+  const bin = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'router', '--backend', slow.url, '--port', '0', '--tenant', `a=${hashApiKey(KEY_A)}`, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, 20_000);
+    const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+    // The first health check makes the backend ready.
+    for (let i = 0; i < 100; i++) {
+      const res = await request(`${url}/healthz`);
+      const h = (await res.body.json()) as { readyBackends: number };
+      if (h.readyBackends === 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const held = request(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: JSON.stringify(chat('hold')) });
+    await until(() => slow.received.length === 1, 'request at the backend');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    const answer = await held;
+    assert.equal(answer.statusCode, 200);
+    await answer.body.dump();
+    assert.equal(await exited, 0);
+  } finally {
+    release();
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await slow.close();
+  }
+});
+
+test('bound to a ContentRouter: configuration from the spec, backends from Running Tasks, status written', async () => {
+  const t = await startTestControlPlane();
+  const client = ApiClient.fromKubeconfig(t.kubeconfig);
+  const fakes = await Promise.all([fakeBackend(), fakeBackend()]);
+  let r: Router | undefined;
+  try {
+    await client.create(ContentRouter, 'default', {
+      apiVersion: 'k8s4ai.io/v1alpha1', kind: 'ContentRouter', metadata: { name: 'chat' },
+      spec: { serviceName: 'llm', tenants: [TENANTS[0]], maxBodySize: '2Ki', routing: { policy: 'k8s4ai', blockSize: 16 } },
+    });
+    const task = async (name: string, endpoint: string, index = 0) => {
+      await client.create(Task, 'default', { apiVersion: 'k8s4ai.io/v1alpha1', kind: 'Task', metadata: { name, labels: { 'k8s4ai.io/inferenceservice': 'llm' } }, spec: { command: ['true'], index } });
+      await client.patch(Task, 'default', name, { status: { phase: 'Running', endpoint } }, 'application/merge-patch+json', 'status');
+    };
+    await task('llm-0-0', fakes[0]!.url);
+    await task('llm-0-1', 'http://127.0.0.1:1', 1); // rank 1 of a gang serves nothing
+    r = await startRouter({ contentRouter: { client, namespace: 'default', name: 'chat', statusIntervalMs: 200 }, health: QUICK_HEALTH });
+    assert.equal(r.config.maxBodyBytes, 2048);
+    assert.equal(r.config.blockTokens, 16);
+    await until(() => r!.backends.ready().length === 1, 'the first backend ready');
+    assert.deepEqual(r.backends.all().map((b) => b.url), [fakes[0]!.url]);
+    const res = await post(r, chat('hello'), KEY_A);
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    const b = await post(r, chat('hello'), KEY_B);
+    assert.equal(b.statusCode, 401, 'only the spec\'s tenants');
+    await b.body.dump();
+
+    // A second replica comes up: the router picks it up without a restart.
+    await task('llm-1-0', fakes[1]!.url);
+    await until(() => r!.backends.ready().length === 2, 'the second backend ready');
+
+    // The spec changes: the router follows.
+    await client.patch(ContentRouter, 'default', 'chat', { spec: { tenants: TENANTS } });
+    await until(() => r!.tenants.get('b') !== undefined, 'tenant b configured');
+    const b2 = await post(r, chat('hello'), KEY_B);
+    assert.equal(b2.statusCode, 200);
+    await b2.body.dump();
+
+    let lastStatus: Record<string, unknown> | undefined;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      lastStatus = (await client.get(ContentRouter, 'default', 'chat')).status as Record<string, unknown> | undefined;
+      if (lastStatus?.readyBackends === 2) break;
+      await new Promise((res2) => setTimeout(res2, 100));
+    }
+    assert.equal(lastStatus?.url, r.url);
+    assert.equal(lastStatus?.readyBackends, 2);
+    assert.equal((lastStatus?.backends as unknown[]).length, 2);
+    assert.equal(typeof lastStatus?.blockHitRate, 'number');
+
+    // The Task stops running: its backend goes.
+    await client.patch(Task, 'default', 'llm-0-0', { status: { phase: 'Failed' } }, 'application/merge-patch+json', 'status');
+    await until(() => r!.backends.all().length === 1, 'the failed replica removed');
+  } finally {
+    await r?.close();
+    await client.close();
+    await Promise.all(fakes.map((f) => f.close()));
+    await t.stop();
+  }
+});
