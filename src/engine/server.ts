@@ -26,6 +26,8 @@ export const SIMULATED_HEADER = 'x-k8s4ai-simulated';
 export const OWNED_BY = 'k8s4ai-simulated';
 /** Prompts can be long conversations; 32 MiB is far above any real context window. */
 const BODY_LIMIT_BYTES = 32 * 1024 * 1024;
+/** How long close() lets connections end on their own before cutting them. */
+const CLOSE_GRACE_MS = 250;
 /** An event subscriber this far behind is cut off; it reconnects and starts from a fresh snapshot. */
 const MAX_EVENT_BUFFER_BYTES = 8 * 1024 * 1024;
 
@@ -359,7 +361,15 @@ export async function startEngine(opts: EngineServerOptions = {}): Promise<Engin
       draining = true;
       for (const ac of inFlight) ac.abort();
       for (const raw of subscribers) raw.end();
-      await app.close();
+      // A connection a client opened but never sent a request on (undici opens spares) is
+      // not idle to Node, and would hold close() until its 60 s headers timeout. Everything
+      // of ours has finished by now; the grace lets the last responses' bytes leave.
+      const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
     })();
     return closing;
   };
