@@ -119,7 +119,7 @@ const chat = (content: string | { role: string; content: string }[], extra: Reco
   ...extra,
 });
 
-async function post(r: Router, body: unknown, key: string | undefined = KEY_A, opts: { signal?: AbortSignal; path?: string } = {}) {
+async function post(r: Router, body: unknown, key: string | null = KEY_A, opts: { signal?: AbortSignal; path?: string } = {}) {
   const res = await request(`${r.url}${opts.path ?? '/v1/chat/completions'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
@@ -145,7 +145,7 @@ test('401 without a key, with a wrong key, and a tenant header is no substitute'
   const fake = await fakeBackend();
   const r = await router({ backends: [fake.url] });
   try {
-    const none = await post(r, chat('hello'), undefined);
+    const none = await post(r, chat('hello'), null);
     assert.equal(none.statusCode, 401);
     const err = (await none.body.json()) as { error: { code: string } };
     assert.equal(err.error.code, 'invalid_api_key');
@@ -448,21 +448,25 @@ test('with the engine: tenant A\'s prompt never yields cached tokens for tenant 
 test('prefix affinity: a conversation\'s next turn goes to the backend that served the first', async () => {
   const fakes = await Promise.all([fakeBackend(), fakeBackend(), fakeBackend()]);
   const r = await router({ backends: fakes.map((f) => f.url) });
-  const where = () => fakes.findIndex((f) => f.received.length > 0 && f.received.at(-1)!.body.__turn === turnId);
-  let turnId = '';
+  const servedBy = (turn: string) => fakes.findIndex((f) => f.received.some((x) => x.body.metadata && (x.body.metadata as { turn?: string }).turn === turn));
   try {
-    for (let c = 0; c < 6; c++) {
-      const system = { role: 'system', content: `You are assistant number ${c}. ${'Be helpful and precise. '.repeat(30)}` };
-      const turn1 = [system, { role: 'user', content: `conversation ${c}: first question ${'and some detail '.repeat(10)}` }];
-      turnId = `c${c}t1`;
-      let res = await post(r, { ...chat(turn1), __turn: turnId });
+    // Conversations interleaved, as live traffic is: their first turns spread over the
+    // backends, then each follow-up (the whole conversation so far plus a new question)
+    // finds its prefix where the first turn went.
+    const convs = Array.from({ length: 6 }, (_, c) => [
+      { role: 'system', content: `You are assistant number ${c}. ${'Be helpful and precise. '.repeat(30)}` },
+      { role: 'user', content: `conversation ${c}: first question ${'and some detail '.repeat(10)}` },
+    ]);
+    for (let c = 0; c < convs.length; c++) {
+      const res = await post(r, chat(convs[c]!, { metadata: { turn: `c${c}t1` } }));
       await res.body.dump();
-      const first = where();
-      const turn2 = [...turn1, { role: 'assistant', content: 'an answer' }, { role: 'user', content: 'a follow-up question' }];
-      turnId = `c${c}t2`;
-      res = await post(r, { ...chat(turn2), __turn: turnId });
+    }
+    assert.ok(new Set(convs.map((_, c) => servedBy(`c${c}t1`))).size > 1, 'new conversations spread over the backends');
+    for (let c = 0; c < convs.length; c++) {
+      const turn2 = [...convs[c]!, { role: 'assistant', content: 'an answer' }, { role: 'user', content: 'a follow-up question' }];
+      const res = await post(r, chat(turn2, { metadata: { turn: `c${c}t2` } }));
       await res.body.dump();
-      assert.equal(where(), first, `conversation ${c}: turn 2 on the backend of turn 1`);
+      assert.equal(servedBy(`c${c}t2`), servedBy(`c${c}t1`), `conversation ${c}: turn 2 on the backend of turn 1`);
     }
     assert.ok(r.metrics.blockHitRate() > 0);
   } finally {

@@ -88,7 +88,7 @@ export class Backend implements BackendLoad {
   ejectedUntil = 0;
   removed = false;
   lastError: string | undefined;
-  /** @internal */ checking = false;
+  /** @internal The health check in progress. */ checking: Promise<void> | undefined;
   /** @internal */ kvAbort: AbortController | undefined;
 
   constructor(url: string, connectTimeoutMs: number) {
@@ -197,9 +197,14 @@ export class BackendSet {
     await Promise.all([...this.backends.values()].map((b) => this.check(b)));
   }
 
-  private async check(b: Backend): Promise<void> {
-    if (b.checking || b.removed || this.closed) return;
-    b.checking = true;
+  /** A health check of `b` (joins the one in progress). */
+  private check(b: Backend): Promise<void> {
+    if (b.removed || this.closed) return Promise.resolve();
+    b.checking ??= this.runCheck(b).finally(() => (b.checking = undefined));
+    return b.checking;
+  }
+
+  private async runCheck(b: Backend): Promise<void> {
     let ok = false;
     let why = '';
     try {
@@ -210,8 +215,6 @@ export class BackendSet {
       if (!ok) why = `health check: HTTP ${res.statusCode}`;
     } catch (err) {
       why = `health check: ${(err as Error).message}`;
-    } finally {
-      b.checking = false;
     }
     if (b.removed) return;
     if (ok) {

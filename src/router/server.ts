@@ -527,14 +527,14 @@ class RouterCore implements Router {
       const status = up.statusCode;
       const body = up.body;
       if (x.clientGone) {
-        body.destroy();
+        body.on('error', noop).destroy();
         clearTimeout(timer);
         release();
         return;
       }
       if (status >= 500) {
         if (x.attempt < this.config.retries) {
-          body.destroy();
+          body.on('error', noop).destroy();
           failedEarly(`HTTP ${status}`);
           return;
         }
@@ -710,6 +710,7 @@ class RouterCore implements Router {
 }
 
 const EMPTY = Buffer.alloc(0);
+const noop = () => undefined;
 
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;
