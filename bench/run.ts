@@ -12,6 +12,7 @@ export interface Benchmark {
 export const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   api: async () => ({ description: 'API server throughput, list and watch latency on SQLite and etcd', run: (await import('./api-main.ts')).run }),
   checkpoint: async () => ({ description: 'goodput of a 16,384-GPU job under Llama 3 failure rates: auto checkpoint interval vs fixed ones', run: (await import('./checkpoint.ts')).run }),
+  proxy: async () => ({ description: 'the router\'s added latency and throughput on loopback, against direct access and nginx', run: (await import('./proxy.ts')).run }),
   router: async () => ({ description: 'prefix-cache-aware routing policies on the Mooncake trace: hit rates, balance and TTFT against simulated replicas', run: (await import('./router.ts')).run }),
   placement: async () => ({ description: 'placement quality against FGD (USENIX ATC 2023) on the Alibaba openb traces', run: (await import('./placement.ts')).run }),
   scale: async () => ({ description: 'gang placement throughput and latency on a 10,000-node, 80,000-GPU fleet', run: (await import('./scale.ts')).run }),

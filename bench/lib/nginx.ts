@@ -6,7 +6,7 @@
 // (what an operator would use for ordinary JSON answers) and one with `proxy_buffering off`
 // (what SSE needs: without it nginx may hold tokens back until its buffer fills).
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
@@ -27,12 +27,9 @@ export function findNginx(): string | undefined {
 }
 
 export function nginxVersion(bin: string): string {
-  try {
-    // nginx prints its version on stderr.
-    return execFileSync(bin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || 'nginx';
-  } catch (err) {
-    return String((err as { stderr?: string }).stderr ?? '').trim() || 'nginx (version unknown)';
-  }
+  // nginx prints "nginx version: nginx/1.22.1" on stderr.
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5000 });
+  return `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().replace(/^nginx version:\s*/, '') || 'nginx (version unknown)';
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released; nginx binds it right after). */
