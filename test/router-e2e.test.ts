@@ -114,6 +114,28 @@ test('the engines\' cached tokens match the routing simulation\'s prediction wit
   assert.ok(Math.abs(live - predicted.tokenHitRate) <= 0.02, `live token hit rate ${(live * 100).toFixed(2)}% vs predicted ${(predicted.tokenHitRate * 100).toFixed(2)}%`);
 });
 
+test('replayed at its arrival times, concurrently, the prediction still holds within 2 points', { timeout: 240_000 }, async (t) => {
+  // Another slice of conversations, under another tenant (a cache of its own), arriving 200/s.
+  const trace = traceShaped(REQUESTS, 11);
+  const tenant = TENANTS[1]!;
+  const bodies = trace.map((r) => body(r.hashIds, r.inputLength, r.outputLength));
+  const spacingMs = 5;
+  const start = performance.now();
+  const results = await Promise.all(bodies.map(async (b, i) => {
+    const wait = start + i * spacingMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    return complete(tenant.key, b);
+  }));
+  const live = results.reduce((s, u) => s + u.cached, 0) / results.reduce((s, u) => s + u.prompt, 0);
+  const requests: SimRequest[] = bodies.map((b, i) => {
+    const blocks = promptBlocks(b, BLOCK_TOKENS, tenant.salt);
+    return { arrivalSeconds: (i * spacingMs) / 1000, blocks: blocks.hashes, promptTokens: blocks.tokens, outputTokens: Number(b.max_tokens) };
+  });
+  const predicted = simulate(requests, { policy: 'k8s4ai', replicas: engines.length, cacheBlocks: CACHE_BLOCKS, blockTokens: BLOCK_TOKENS, timeModel: TIME, backendIds: engines.map((e) => e.url) });
+  t.diagnostic(`live token hit rate ${(live * 100).toFixed(2)}%, predicted ${(predicted.tokenHitRate * 100).toFixed(2)}%`);
+  assert.ok(Math.abs(live - predicted.tokenHitRate) <= 0.02, `live token hit rate ${(live * 100).toFixed(2)}% vs predicted ${(predicted.tokenHitRate * 100).toFixed(2)}%`);
+});
+
 test('one tenant\'s prefix never yields cached tokens for another', async () => {
   const [a, b] = TENANTS;
   const prompt = body([900_001, 900_002, 900_003, 900_004], 4 * BLOCK_TOKENS, 2);

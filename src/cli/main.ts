@@ -196,6 +196,8 @@ export function buildProgram(): Command {
     .option('--content-router <ns/name>', 'take configuration and backends from this ContentRouter and write its status')
     .option('--backend <url>', 'a backend engine, e.g. http://127.0.0.1:8000 (repeatable; standalone)', collect)
     .option('--policy <name>', 'routing policy: k8s4ai, round-robin, least-loaded, sglang, llm-d (default k8s4ai)')
+    .option('--load-bound <x>', 'k8s4ai policy: a backend\'s recent work may reach this multiple of the mean before affinity yields (default 1.25)')
+    .option('--min-match-ratio <r>', 'k8s4ai policy: below this prefix match, route by load alone (default 0.1)')
     .option('--block-tokens <n>', 'tokens per hashed prefix block (default 64)')
     .option('--tenant <name=sha256:hex>', 'a tenant and the SHA-256 of one of its API keys (repeatable; none: no key needed)', collect)
     .option('--tenants-file <file>', 'YAML list of tenants as in a ContentRouter spec (name, apiKeyHashes, cacheSalt, maxInFlight)')

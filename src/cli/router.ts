@@ -8,6 +8,7 @@ import { parseDuration } from '../api/duration.ts';
 import { parseQuantity, NANO_PER_UNIT } from '../api/quantity.ts';
 import { createLogger } from '../lib/logger.ts';
 import { startRouter, IndexSource, type RouterConfig, type RouterOptions } from '../router/server.ts';
+import { isPolicyName, POLICY_NAMES, type PolicyOptions } from '../router/policies/registry.ts';
 import { loadTenantsFile, parseTenantFlags, type TenantSpec } from '../router/tenants.ts';
 import { clientFor, type GlobalOptions } from './context.ts';
 import { CliError } from './errors.ts';
@@ -16,6 +17,8 @@ export interface RouterCommandOptions extends GlobalOptions {
   contentRouter?: string;
   backend?: string[];
   policy?: string;
+  loadBound?: string;
+  minMatchRatio?: string;
   blockTokens?: string;
   tenant?: string[];
   tenantsFile?: string;
@@ -37,7 +40,7 @@ export interface RouterCommandOptions extends GlobalOptions {
 
 /** Flags that configure routing: with --content-router the ContentRouter's spec does. */
 const CONFIG_FLAGS = {
-  backend: '--backend', policy: '--policy', blockTokens: '--block-tokens', tenant: '--tenant', tenantsFile: '--tenants-file', saltSecret: '--salt-secret',
+  backend: '--backend', policy: '--policy', loadBound: '--load-bound', minMatchRatio: '--min-match-ratio', blockTokens: '--block-tokens', tenant: '--tenant', tenantsFile: '--tenants-file', saltSecret: '--salt-secret',
   maxBody: '--max-body', retries: '--retries', maxInFlightPerBackend: '--max-in-flight-per-backend', indexCapacity: '--index-capacity', indexSource: '--index-source',
   connectTimeout: '--connect-timeout', firstTokenTimeout: '--first-token-timeout', idleTimeout: '--idle-timeout',
 } as const;
@@ -88,8 +91,19 @@ export function routerOptionsFromFlags(o: RouterCommandOptions): RouterOptions {
   if (o.indexSource !== undefined && !Object.values(IndexSource).includes(o.indexSource as IndexSource)) {
     throw new CliError(`--index-source must be ${Object.values(IndexSource).join(' or ')}, not "${o.indexSource}"`);
   }
+  const policyOptions: PolicyOptions = {};
+  if (o.loadBound !== undefined) {
+    policyOptions.loadBound = Number(o.loadBound);
+    if (!(policyOptions.loadBound >= 1)) throw new CliError(`--load-bound must be a number >= 1, not "${o.loadBound}"`);
+  }
+  if (o.minMatchRatio !== undefined) {
+    policyOptions.minMatchRatio = Number(o.minMatchRatio);
+    if (!(policyOptions.minMatchRatio >= 0 && policyOptions.minMatchRatio <= 1)) throw new CliError(`--min-match-ratio must be in [0, 1], not "${o.minMatchRatio}"`);
+  }
+  if (o.policy !== undefined && !isPolicyName(o.policy)) throw new CliError(`--policy must be one of ${POLICY_NAMES.join(', ')}, not "${o.policy}"`);
   const config: Partial<RouterConfig> = {
     policy: o.policy,
+    policyOptions,
     blockTokens: int(o.blockTokens, '--block-tokens', 1),
     tenants,
     saltSecret: o.saltSecret ?? process.env.K8S4AI_ROUTER_SALT_SECRET,

@@ -98,7 +98,9 @@ export class Backend implements BackendLoad {
     this.basePath = u.pathname === '/' ? '' : u.pathname;
     // Unbounded connections: the router's own bound (maxInFlightPerBackend) limits them, and
     // a long SSE stream must never make a short request wait for a free socket.
-    this.pool = new Pool(u.origin, { connections: null, connectTimeout: connectTimeoutMs, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 });
+    // undici's keep-alive defaults stay: a shorter idle timeout than the engine's (uvicorn: 5 s)
+    // keeps the router from reusing a socket the engine is closing.
+    this.pool = new Pool(u.origin, { connections: null, connectTimeout: connectTimeoutMs });
   }
 }
 

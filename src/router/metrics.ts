@@ -26,6 +26,7 @@ export class RouterMetrics {
   private readonly requestChildren = new Map<string, ReturnType<Counter<'code' | 'tenant'>['labels']>>();
   private readonly ttfbHistogram: Histogram;
   private readonly retriesCounter: Counter;
+  private readonly failures: Counter<'stage'>;
 
   constructor(backends: () => readonly Backend[]) {
     const registers = [this.registry];
@@ -38,6 +39,12 @@ export class RouterMetrics {
       registers,
     });
     this.retriesCounter = new Counter({ name: 'k8s4ai_router_retries_total', help: 'Requests sent again to another backend after failing before their first byte.', registers });
+    this.failures = new Counter({
+      name: 'k8s4ai_router_backend_failures_total',
+      help: 'Backend failures (connection errors, timeouts, 5xx, dropped streams), by stage: before_first_byte (retried or answered 502/504) or mid_response (the client\'s stream ended with an error).',
+      labelNames: ['stage'] as const,
+      registers,
+    });
     this.ttfbHistogram = new Histogram({
       name: 'k8s4ai_router_time_to_first_byte_seconds',
       help: 'From the request arriving to the first response body byte from the backend (for streams, about the time to first token).',
@@ -136,6 +143,10 @@ export class RouterMetrics {
 
   ttfb(seconds: number): void {
     this.ttfbHistogram.observe(seconds);
+  }
+
+  backendFailure(stage: 'before_first_byte' | 'mid_response'): void {
+    this.failures.inc({ stage });
   }
 
   retry(): void {

@@ -16,7 +16,7 @@
 // ends the stream cleanly: SSE gets a final `data: {"error": …}` event and a proper end; a
 // non-SSE body, which cannot be completed validly, has its connection reset. A client that
 // goes away aborts the upstream request, so the engine stops working for nobody.
-import { createServer, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
+import { createServer, type IncomingMessage, type IncomingHttpHeaders, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -42,6 +42,7 @@ export const RouterErrorCode = {
   UPSTREAM_ERROR: 'upstream_error',
   UPSTREAM_TIMEOUT: 'upstream_timeout',
   DRAINING: 'draining',
+  INTERNAL: 'internal_error',
 } as const;
 export type RouterErrorCode = (typeof RouterErrorCode)[keyof typeof RouterErrorCode];
 
@@ -149,8 +150,8 @@ interface Exchange {
   /** The client went away: nothing more is sent, the upstream is aborted. */
   clientGone: boolean;
   finished: boolean;
-  /** Aborts the attempt in progress. */
-  abort: AbortController | undefined;
+  /** The attempt in progress (cancelled when the client goes away). */
+  attempt_: Attempt | undefined;
   lastError: string | undefined;
   lastTimeout: boolean;
 }
@@ -314,7 +315,7 @@ class RouterCore implements Router {
             res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
             res.end(text);
           },
-          (err: Error) => this.error(res, 500, 'server_error', err.message, RouterErrorCode.UPSTREAM_ERROR),
+          (err: Error) => this.error(res, 500, 'server_error', err.message, RouterErrorCode.INTERNAL),
         );
         return;
       case '/v1/models':
@@ -378,12 +379,12 @@ class RouterCore implements Router {
     this.active++;
     const x: Exchange = {
       req, res, path, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
-      attempt: 0, tried: [], clientGone: false, finished: false, abort: undefined, lastError: undefined, lastTimeout: false,
+      attempt: 0, tried: [], clientGone: false, finished: false, attempt_: undefined, lastError: undefined, lastTimeout: false,
     };
     res.on('close', () => {
       if (res.writableFinished) return;
       x.clientGone = true;
-      x.abort?.abort();
+      x.attempt_?.cancel();
       this.complete(x, 499);
     });
     const chunks: Buffer[] = [];
@@ -449,8 +450,11 @@ class RouterCore implements Router {
       return this.complete(x, 503);
     }
     const bound = this.config.maxInFlightPerBackend;
-    const candidates: Backend[] = [];
+    let candidates: Backend[] = [];
     for (const b of ready) if (b.inFlight < bound && !x.tried.includes(b)) candidates.push(b);
+    // A retry goes to another backend when there is one; with none, the same one may take it
+    // (a lone backend's reset keep-alive socket deserves a second try too).
+    if (!candidates.length && x.tried.length) candidates = ready.filter((b) => b.inFlight < bound);
     if (!candidates.length) {
       if (x.lastError) return this.upstreamFailed(x);
       this.error(x.res, 429, 'rate_limit_error', `every ready backend has ${bound} requests in flight`, RouterErrorCode.BACKENDS_BUSY, { 'retry-after': '1' });
@@ -470,152 +474,61 @@ class RouterCore implements Router {
   }
 
   private send(x: Exchange, b: Backend, uncached: number): void {
-    const { res } = x;
-    b.inFlight++;
-    b.outstandingPrefillTokens += uncached;
-    let prefillOpen = true;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      b.inFlight--;
-      if (prefillOpen) {
-        prefillOpen = false;
-        b.outstandingPrefillTokens -= uncached;
-      }
-    };
-    const ac = new AbortController();
-    x.abort = ac;
-    let timedOut = false;
-    let timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, this.config.firstTokenTimeoutMs);
-    let first = false;
-    let sse = false;
-    let prev: Buffer | undefined;
-    let last: Buffer | undefined;
-
-    /** Before the first byte: retry elsewhere if allowed, else answer with the failure. */
-    const failedEarly = (why: string) => {
-      clearTimeout(timer);
-      release();
-      if (x.clientGone) return;
-      this.backends.reportFailure(b, why);
-      x.lastError = why;
-      x.lastTimeout = timedOut;
-      x.tried.push(b);
-      if (x.attempt < this.config.retries) {
-        x.attempt++;
-        this.metrics.retry();
-        this.dispatch(x);
-      } else {
-        this.upstreamFailed(x);
-      }
-    };
-
-    b.pool.request({
+    const attempt = new Attempt(this, x, b, uncached);
+    x.attempt_ = attempt;
+    b.pool.dispatch({
       path: b.basePath + x.path,
       method: 'POST',
       headers: { 'content-type': JSON_TYPE, accept: x.req.headers.accept ?? '*/*' },
       body: x.payload,
-      signal: ac.signal,
-      // The attempt's own timers bound the wait (first token, then idle between chunks).
+      // The attempt's own timer bounds the wait (first byte, then idle between chunks).
       headersTimeout: 0,
       bodyTimeout: 0,
-    }).then((up: Dispatcher.ResponseData) => {
-      const status = up.statusCode;
-      const body = up.body;
-      if (x.clientGone) {
-        body.on('error', noop).destroy();
-        clearTimeout(timer);
-        release();
-        return;
-      }
-      if (status >= 500) {
-        if (x.attempt < this.config.retries) {
-          body.on('error', noop).destroy();
-          failedEarly(`HTTP ${status}`);
-          return;
-        }
-        this.backends.reportFailure(b, `HTTP ${status}`);
-      } else {
-        this.backends.reportSuccess(b);
-      }
-      const upHeaders = up.headers;
-      const writeHead = () => {
-        const h: OutgoingHttpHeaders = {};
-        const ct = upHeaders['content-type'];
-        if (ct !== undefined) {
-          h['content-type'] = ct;
-          sse = String(ct).startsWith('text/event-stream');
-        }
-        const cl = upHeaders['content-length'];
-        if (typeof cl === 'string') h['content-length'] = cl;
-        const cc = upHeaders['cache-control'];
-        if (typeof cc === 'string') h['cache-control'] = cc;
-        if (this.draining) h.connection = 'close';
-        res.writeHead(status, h);
-      };
-      const resume = () => body.resume();
-      body.on('data', (chunk: Buffer) => {
-        if (!first) {
-          first = true;
-          if (prefillOpen) {
-            prefillOpen = false;
-            b.outstandingPrefillTokens -= uncached;
-          }
-          this.metrics.ttfb((performance.now() - x.started) / 1000);
-          clearTimeout(timer);
-          timer = setTimeout(() => {
-            timedOut = true;
-            ac.abort();
-          }, this.config.idleTimeoutMs);
-          writeHead();
-        } else {
-          timer.refresh();
-        }
-        prev = last;
-        last = chunk;
-        if (!res.write(chunk)) {
-          body.pause();
-          res.once('drain', resume);
-        }
-      });
-      body.on('end', () => {
-        clearTimeout(timer);
-        release();
-        if (x.clientGone) return;
-        if (!first) writeHead();
-        res.end();
-        if (status === 200 && last) this.usage(prev, last);
-        this.complete(x, status);
-      });
-      body.on('error', (err: Error) => {
-        if (!first) {
-          failedEarly(timedOut ? 'timed out waiting for the first byte' : err.message);
-          return;
-        }
-        clearTimeout(timer);
-        release();
-        if (x.clientGone) return;
-        const why = timedOut ? `no data from the backend for ${this.config.idleTimeoutMs} ms` : `the backend failed mid-response: ${err.message}`;
-        this.backends.reportFailure(b, why);
-        this.log?.warn({ backend: b.id, tenant: x.tenant.name, why }, 'stream ended by a backend failure');
-        if (sse) {
-          // A final event the client can read, then a proper end: never a hang.
-          const code = timedOut ? RouterErrorCode.UPSTREAM_TIMEOUT : RouterErrorCode.UPSTREAM_ERROR;
-          res.end(`\n\ndata: ${JSON.stringify({ error: { message: why, type: SSE_ERROR_TYPE, param: null, code } })}\n\n`);
-          this.complete(x, status);
-        } else {
-          // A JSON body cut short cannot be made valid: reset, so the client sees the failure.
-          res.destroy();
-          this.complete(x, 502);
-        }
-      });
-    }, (err: Error) => {
-      failedEarly(timedOut ? 'timed out waiting for the first byte' : (err.message || String(err)));
-    });
+    }, attempt);
+  }
+
+  /** @internal An attempt failed before its first byte: retry elsewhere if allowed, else answer. */
+  failedEarly(x: Exchange, b: Backend, why: string, timedOut: boolean): void {
+    if (x.clientGone) return;
+    this.backends.reportFailure(b, why);
+    this.metrics.backendFailure('before_first_byte');
+    x.lastError = why;
+    x.lastTimeout = timedOut;
+    x.tried.push(b);
+    if (x.attempt < this.config.retries) {
+      x.attempt++;
+      this.metrics.retry();
+      this.dispatch(x);
+    } else {
+      this.upstreamFailed(x);
+    }
+  }
+
+  /** @internal A response started and then failed: end the client's stream cleanly. */
+  failedMidStream(x: Exchange, b: Backend, status: number, sse: boolean, why: string, timedOut: boolean): void {
+    this.backends.reportFailure(b, why);
+    this.metrics.backendFailure('mid_response');
+    this.log?.warn({ backend: b.id, tenant: x.tenant.name, why }, 'response cut short by a backend failure');
+    if (sse) {
+      // A final event the client can read, then a proper end: never a hang.
+      const code = timedOut ? RouterErrorCode.UPSTREAM_TIMEOUT : RouterErrorCode.UPSTREAM_ERROR;
+      x.res.end(`\n\ndata: ${JSON.stringify({ error: { message: why, type: SSE_ERROR_TYPE, param: null, code } })}\n\n`);
+      this.complete(x, status);
+    } else {
+      // A JSON body cut short cannot be made valid: reset, so the client sees the failure.
+      x.res.destroy();
+      this.complete(x, 502);
+    }
+  }
+
+  /** @internal Response headers for the client: the backend's, less the hop-by-hop ones. */
+  writeHead(x: Exchange, status: number, up: IncomingHttpHeaders): boolean {
+    const h: OutgoingHttpHeaders = {};
+    for (const k in up) if (!HOP_BY_HOP.has(k)) h[k] = up[k];
+    if (this.draining) h.connection = 'close';
+    x.res.writeHead(status, h);
+    const ct = up['content-type'];
+    return typeof ct === 'string' && ct.startsWith('text/event-stream');
   }
 
   private upstreamFailed(x: Exchange): void {
@@ -626,7 +539,8 @@ class RouterCore implements Router {
   }
 
   /** Reads usage.prompt_tokens and prompt_tokens_details.cached_tokens from a response's tail. */
-  private usage(prev: Buffer | undefined, last: Buffer): void {
+  /** @internal */
+  usage(prev: Buffer | undefined, last: Buffer): void {
     if (last.indexOf('"cached_tokens"') < 0 && !(prev && prev.indexOf('"cached_tokens"') >= 0)) return;
     let tail = prev ? Buffer.concat([prev, last]) : last;
     if (tail.length > USAGE_TAIL_BYTES) tail = tail.subarray(tail.length - USAGE_TAIL_BYTES);
@@ -636,7 +550,8 @@ class RouterCore implements Router {
     if (p && c) this.metrics.engineUsage(Number(p[1]), Number(c[1]));
   }
 
-  private complete(x: Exchange, status: number): void {
+  /** @internal */
+  complete(x: Exchange, status: number): void {
     if (x.finished) return;
     x.finished = true;
     x.tenant.inFlight--;
@@ -709,8 +624,145 @@ class RouterCore implements Router {
   }
 }
 
+/**
+ * One attempt of an exchange at one backend, as an undici dispatch handler: the response's
+ * chunks are written to the client as they arrive, with no intermediate stream, promise or
+ * AbortSignal (the hot path's cost is mostly per-object overhead at this size).
+ *
+ * States: waiting (sent, nothing back) → streaming (first body byte written to the client)
+ * → done. `settled` marks the attempt as over for the router (released, retried or
+ * answered); undici callbacks arriving after that are ignored.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private timer: NodeJS.Timeout;
+  private timedOut = false;
+  private settled = false;
+  private released = false;
+  private prefillOpen = true;
+  private first = false;
+  private sse = false;
+  private status = 0;
+  private headers: IncomingHttpHeaders | undefined;
+  private prev: Buffer | undefined;
+  private last: Buffer | undefined;
+
+  constructor(private readonly core: RouterCore, private readonly x: Exchange, private readonly b: Backend, private readonly uncached: number) {
+    b.inFlight++;
+    b.outstandingPrefillTokens += uncached;
+    this.timer = setTimeout(this.onTimeout, core.config.firstTokenTimeoutMs);
+  }
+
+  /** The client went away: stop, free the backend's slot. */
+  cancel(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release();
+    this.controller?.abort(new Error('the client went away'));
+  }
+
+  private readonly onTimeout = (): void => {
+    if (this.settled) return;
+    this.timedOut = true;
+    const why = this.first ? `no data from the backend for ${this.core.config.idleTimeoutMs} ms` : `no response within ${this.core.config.firstTokenTimeoutMs} ms`;
+    this.controller?.abort(new Error(why));
+    this.fail(why);
+  };
+
+  private readonly onDrain = (): void => {
+    this.controller?.resume();
+  };
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    clearTimeout(this.timer);
+    const b = this.b;
+    b.inFlight--;
+    if (this.prefillOpen) {
+      this.prefillOpen = false;
+      b.outstandingPrefillTokens -= this.uncached;
+    }
+  }
+
+  private fail(why: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release();
+    if (this.x.clientGone) return;
+    if (this.first) this.core.failedMidStream(this.x, this.b, this.status, this.sse, why, this.timedOut);
+    else this.core.failedEarly(this.x, this.b, why, this.timedOut);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Given up before undici had a socket for it (timeout, client gone): cancel it now.
+    if (this.settled) controller.abort(new Error('cancelled'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.settled) return;
+    const x = this.x;
+    if (statusCode >= 500) {
+      if (x.attempt < this.core.config.retries) {
+        // Nothing has reached the client yet: another backend may answer better.
+        this.fail(`HTTP ${statusCode}`);
+        controller.abort(new Error(`HTTP ${statusCode}`));
+        return;
+      }
+      this.core.backends.reportFailure(this.b, `HTTP ${statusCode}`);
+    } else {
+      this.core.backends.reportSuccess(this.b);
+    }
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    const x = this.x;
+    if (!this.first) {
+      // The first byte: prefill is over, headers go out, the idle timer takes over.
+      this.first = true;
+      if (this.prefillOpen) {
+        this.prefillOpen = false;
+        this.b.outstandingPrefillTokens -= this.uncached;
+      }
+      this.core.metrics.ttfb((performance.now() - x.started) / 1000);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(this.onTimeout, this.core.config.idleTimeoutMs);
+      this.sse = this.core.writeHead(x, this.status, this.headers!);
+    } else {
+      this.timer.refresh();
+    }
+    this.prev = this.last;
+    this.last = chunk;
+    if (!x.res.write(chunk)) {
+      controller.pause();
+      x.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.release();
+    const x = this.x;
+    if (x.clientGone) return;
+    if (!this.first) this.core.writeHead(x, this.status, this.headers!);
+    x.res.end();
+    if (this.status === 200 && this.last) this.core.usage(this.prev, this.last);
+    this.core.complete(x, this.status);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err.message || String(err));
+  }
+}
+
 const EMPTY = Buffer.alloc(0);
-const noop = () => undefined;
+/** Headers about one connection, not the response (RFC 9110 §7.6.1): never forwarded. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection']);
 
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;

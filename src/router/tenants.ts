@@ -78,9 +78,8 @@ export class TenantTable {
    * count, which requests started before the change decrement).
    */
   update(specs: readonly TenantSpec[], secret = this.secret): void {
-    this.secret = secret;
+    // Check everything before changing anything: a bad configuration leaves the old one whole.
     const seen = new Set<string>();
-    const keys: { digest: Buffer; tenant: Tenant }[] = [];
     const hashes = new Map<string, string>();
     for (const s of specs) {
       if (!s?.name || typeof s.name !== 'string') throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, 'a tenant needs a name');
@@ -90,6 +89,19 @@ export class TenantTable {
       if (s.maxInFlight !== undefined && !(Number.isInteger(s.maxInFlight) && s.maxInFlight > 0)) {
         throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenant "${s.name}": maxInFlight must be a positive integer`);
       }
+      if (s.cacheSalt !== undefined && (typeof s.cacheSalt !== 'string' || !s.cacheSalt)) throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenant "${s.name}": cacheSalt must be a non-empty string`);
+      for (const h of s.apiKeyHashes) {
+        const m = HASH_RE.exec(h);
+        if (!m) throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenant "${s.name}": "${h}" is not sha256:<64 lowercase hex>`);
+        // One key naming two tenants would make the tenant depend on configuration order.
+        const other = hashes.get(m[1]!);
+        if (other && other !== s.name) throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenants "${other}" and "${s.name}" share an API key hash`);
+        hashes.set(m[1]!, s.name);
+      }
+    }
+    this.secret = secret;
+    const keys: { digest: Buffer; tenant: Tenant }[] = [];
+    for (const s of specs) {
       const salt = s.cacheSalt ?? deriveSalt(secret, s.name);
       let t = this.byName.get(s.name);
       if (t) {
@@ -99,21 +111,16 @@ export class TenantTable {
         t = { name: s.name, salt, maxInFlight: s.maxInFlight, inFlight: 0 };
         this.byName.set(s.name, t);
       }
-      for (const h of s.apiKeyHashes) {
-        const m = HASH_RE.exec(h);
-        if (!m) throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenant "${s.name}": "${h}" is not sha256:<64 lowercase hex>`);
-        // One key naming two tenants would make the tenant depend on configuration order.
-        const other = hashes.get(m[1]!);
-        if (other && other !== s.name) throw new TenantConfigError(TenantErrorCode.INVALID_TENANT, `tenants "${other}" and "${s.name}" share an API key hash`);
-        hashes.set(m[1]!, s.name);
-        keys.push({ digest: Buffer.from(m[1]!, 'hex'), tenant: t });
-      }
+      for (const h of s.apiKeyHashes) keys.push({ digest: Buffer.from(h.slice(7), 'hex'), tenant: t });
     }
     for (const name of [...this.byName.keys()]) if (!seen.has(name)) this.byName.delete(name);
     this.keys = keys;
-    if (specs.length) this.anonymous = undefined;
-    else this.anonymous ??= { name: ANONYMOUS_TENANT, salt: deriveSalt(secret, ANONYMOUS_TENANT), maxInFlight: undefined, inFlight: 0 };
-    if (this.anonymous) this.anonymous.salt = deriveSalt(secret, ANONYMOUS_TENANT);
+    if (specs.length) {
+      this.anonymous = undefined;
+    } else {
+      this.anonymous ??= { name: ANONYMOUS_TENANT, salt: '', maxInFlight: undefined, inFlight: 0 };
+      this.anonymous.salt = deriveSalt(secret, ANONYMOUS_TENANT);
+    }
   }
 
   /** The tenant of an `Authorization` header, or undefined (401). */

@@ -14,10 +14,11 @@
 //      with work instead of request counts). W_b = uncached prompt tokens this policy sent
 //      to b, decayed by ½ every `halfLifeDecisions` decisions (a window over recent
 //      traffic that needs no clock, so the live router and the simulator agree). Only
-//      backends with W_b ≤ loadBound × mean(W) are candidates. The least-W backend always
-//      is, so the set is never empty, and after a decision W_b ≤ loadBound × mean(W) + this
-//      request: a backend's recent prefill work can exceed the mean by at most loadBound×
-//      plus one request before affinity yields. That is what keeps a hot prefix (a long
+//      backends with W_b ≤ loadBound × mean(W) + w̄ are candidates, w̄ the recent mean work of
+//      one request (the ceiling of bounded-load hashing: a router with little traffic must not
+//      push a conversation's next turn away after one request). The least-W backend always
+//      is, so the set is never empty: a backend's recent prefill work can exceed the mean by
+//      at most loadBound× plus about two requests before affinity yields. That is what keeps a hot prefix (a long
 //      shared system prompt, one huge conversation) from piling onto one replica.
 //
 //   3. Cost. Among the candidates pick the lowest
@@ -80,6 +81,9 @@ export const k8s4ai = {
     const decay = 0.5 ** (1 / halfLife);
     /** Recent work W per backend id (decayed uncached tokens sent). */
     const work = new Map<string, number>();
+    /** Decayed count and work of recent decisions: the typical request's work. */
+    let decisions = 0;
+    let decisionWork = 0;
     // Reused per decision: no allocation on the hot path beyond these growing arrays.
     let uncachedOf: number[] = [];
     let matchOf: number[] = [];
@@ -111,7 +115,10 @@ export const k8s4ai = {
           wSum += w;
           if (w < wMin) wMin = w;
         }
-        const wLimit = loadBound * (wSum / n);
+        // Plus one typical request (bounded-load hashing's ceiling): with little traffic (a router
+        // just started) one request must not put its conversation's backend out of bounds.
+        const typical = decisions > 0 ? decisionWork / decisions : req.promptTokens;
+        const wLimit = loadBound * (wSum / n) + typical;
 
         let minUncached = Infinity;
         for (let i = 0; i < n; i++) {
@@ -143,6 +150,8 @@ export const k8s4ai = {
         const chosen = backends[best]!;
         const u = uncachedOf[best]!;
         work.set(chosen.id, work.get(chosen.id)! + u);
+        decisions = decisions * decay + 1;
+        decisionWork = decisionWork * decay + u;
         // Forget backends gone long ago (the map would otherwise grow with churn).
         if (work.size > 2 * n + 16) {
           const present = new Set(backends.map((b) => b.id));
