@@ -16,7 +16,9 @@ import { watchKind, type LocalInformer } from './informer.ts';
 const BIN = fileURLToPath(new URL('../../bin/k8s4ai.js', import.meta.url));
 const RESTART_INITIAL_MS = 1000;
 const RESTART_MAX_MS = 30_000;
-const STOP_GRACE_MS = 10_000;
+/** The router drains for up to ROUTER_DRAIN; SIGKILL only after that. */
+const ROUTER_DRAIN = '20s';
+const STOP_GRACE_MS = 25_000;
 
 interface RouterProcess {
   key: string;
@@ -88,7 +90,7 @@ export class ContentRouterController {
     if (this.stopped || r.stopping) return;
     const logFile = join(this.opts.logDir, `${r.key.replace('/', '_')}.log`);
     const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [BIN, 'router', '--content-router', r.key, '--kubeconfig', this.opts.kubeconfig, '--log-file', logFile], {
+    const child = spawn(process.execPath, [BIN, 'router', '--content-router', r.key, '--kubeconfig', this.opts.kubeconfig, '--log-file', logFile, '--drain-timeout', ROUTER_DRAIN], {
       stdio: ['ignore', out, out],
     });
     closeSync(out);
