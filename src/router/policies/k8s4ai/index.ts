@@ -14,9 +14,9 @@
 //      with work instead of request counts). W_b = uncached prompt tokens this policy sent
 //      to b, decayed by ½ every `halfLifeDecisions` decisions (a window over recent
 //      traffic that needs no clock, so the live router and the simulator agree). Only
-//      backends with W_b ≤ loadBound × mean(W) + w̄ are candidates, w̄ the recent mean work of
-//      one request (the ceiling of bounded-load hashing: a router with little traffic must not
-//      push a conversation's next turn away after one request). The least-W backend always
+//      backends with W_b ≤ loadBound × mean(W) + max(w̄, boundFloorTokens) are candidates, w̄
+//      the recent mean work of one request (the ceiling of bounded-load hashing: a router with
+//      little traffic, or short prompts, must not push a conversation's next turn away). The least-W backend always
 //      is, so the set is never empty: a backend's recent prefill work can exceed the mean by
 //      at most loadBound× plus about two requests before affinity yields. That is what keeps a hot prefix (a long
 //      shared system prompt, one huge conversation) from piling onto one replica.
@@ -41,6 +41,7 @@
 //   minMatchBlocks     2     … and at least this many blocks
 //   missWeight         64    uncached tokens cost this many queued tokens when deviating (≥ 1)
 //   halfLifeDecisions  256   window of the work bound, in routing decisions
+//   boundFloorTokens   8192  the least slack of the work bound, in tokens
 //
 // Why the bound is on recent work and not on outstanding prefill ("outstanding ≤ loadBound ×
 // mean + one request"): queues are spiky (one 80k-token prompt in prefill puts its backend
@@ -61,9 +62,14 @@ export interface K8s4aiOptions {
   missWeight?: number;
   /** Half-life of the recent-work window, in routing decisions. Default 256. */
   halfLifeDecisions?: number;
+  /**
+   * The work bound never comes closer to the mean than this many tokens: spreading a few
+   * short requests buys no balance and costs their conversations' affinity. Default 8192.
+   */
+  boundFloorTokens?: number;
 }
 
-export const K8S4AI_DEFAULTS = { loadBound: 1.25, minMatchRatio: 0.1, minMatchBlocks: 2, missWeight: 64, halfLifeDecisions: 256 } as const;
+export const K8S4AI_DEFAULTS = { loadBound: 1.25, minMatchRatio: 0.1, minMatchBlocks: 2, missWeight: 64, halfLifeDecisions: 256, boundFloorTokens: 8192 } as const;
 
 export const k8s4ai = {
   name: 'k8s4ai',
@@ -73,11 +79,13 @@ export const k8s4ai = {
     const minMatchBlocks = options.minMatchBlocks ?? K8S4AI_DEFAULTS.minMatchBlocks;
     const missWeight = options.missWeight ?? K8S4AI_DEFAULTS.missWeight;
     const halfLife = options.halfLifeDecisions ?? K8S4AI_DEFAULTS.halfLifeDecisions;
+    const boundFloor = options.boundFloorTokens ?? K8S4AI_DEFAULTS.boundFloorTokens;
     if (!(loadBound >= 1)) throw new RangeError(`loadBound must be ≥ 1, got ${loadBound}`);
     if (!(minMatchRatio >= 0 && minMatchRatio <= 1)) throw new RangeError(`minMatchRatio must be in [0, 1], got ${minMatchRatio}`);
     if (!(minMatchBlocks >= 0)) throw new RangeError(`minMatchBlocks must be ≥ 0, got ${minMatchBlocks}`);
     if (!(missWeight >= 1)) throw new RangeError(`missWeight must be ≥ 1, got ${missWeight}`);
     if (!(halfLife > 0)) throw new RangeError(`halfLifeDecisions must be positive, got ${halfLife}`);
+    if (!(boundFloor >= 0)) throw new RangeError(`boundFloorTokens must be ≥ 0, got ${boundFloor}`);
     const decay = 0.5 ** (1 / halfLife);
     /** Recent work W per backend id (decayed uncached tokens sent). */
     const work = new Map<string, number>();
@@ -118,7 +126,7 @@ export const k8s4ai = {
         // Plus one typical request (bounded-load hashing's ceiling): with little traffic (a router
         // just started) one request must not put its conversation's backend out of bounds.
         const typical = decisions > 0 ? decisionWork / decisions : req.promptTokens;
-        const wLimit = loadBound * (wSum / n) + typical;
+        const wLimit = loadBound * (wSum / n) + Math.max(typical, boundFloor);
 
         let minUncached = Infinity;
         for (let i = 0; i < n; i++) {
