@@ -54,6 +54,12 @@ export interface GenerateResult {
   completionTokens: number;
   text: string;
   finishReason: FinishReason;
+  /**
+   * Seconds of prefill the time model charged this request: overheadSeconds + uncached
+   * prompt tokens × prefillSecondsPerToken, fixed when its prefill starts (0 if it never
+   * started). The model's figure, not a measurement; tests and tools read it, responses don't.
+   */
+  prefillSeconds: number;
   /** Milliseconds from submission; absent for stages never reached. */
   timings: { prefillStartMs?: number; firstTokenMs?: number; endMs: number };
 }
@@ -92,6 +98,7 @@ interface Job {
   cachedTokens: number;
   prefilled: boolean;
   prefilledTokens: number;
+  prefillSeconds: number;
   tokens: string[];
   nextWord: () => string;
   timer?: NodeJS.Timeout;
@@ -153,6 +160,7 @@ export class Engine {
         cachedTokens: 0,
         prefilled: false,
         prefilledTokens: 0,
+        prefillSeconds: 0,
         tokens: [],
         nextWord: () => WORDS[Math.floor(rng() * WORDS.length)]!,
         decodeStart: 0,
@@ -196,6 +204,7 @@ export class Engine {
     job.cachedTokens = Math.min(this.cache.match(blocks) * this.blockTokens, promptTokens);
     const uncached = promptTokens - job.cachedTokens;
     const seconds = this.time.overheadSeconds + uncached * this.time.prefillSecondsPerToken;
+    job.prefillSeconds = seconds;
     job.timer = setTimeout(() => {
       job.timer = undefined;
       this.prefilling = undefined;
@@ -299,6 +308,7 @@ export class Engine {
       cachedTokens: job.cachedTokens,
       prefilled: job.prefilled,
       prefilledTokens: job.prefilledTokens,
+      prefillSeconds: job.prefillSeconds,
       completionTokens: job.tokens.length,
       text: job.tokens.join(''),
       finishReason,
