@@ -4,7 +4,7 @@
 //   npm run bench -- proxy [--duration 10] [--warmup 1] [--rate 1000] [--connections 64]
 //                          [--backends 2] [--backend fixed|engine] [--kinds short,stream]
 //                          [--paths direct,router,nginx] [--modes rate,max] [--stream-tokens 16]
-//                          [--proxy-cpus LIST] [--nginx-workers N] [--profile DIR]
+//                          [--proxy-cpus LIST] [--nginx-workers N] [--router-workers N] [--profile DIR]
 //                          [--json bench/results/proxy.json]
 //
 // The same N backends are reached three ways in one run: directly (the load generator spreads
@@ -36,8 +36,8 @@
 // Cores: nothing is pinned by default; every process shares the machine, so the saturation
 // cells compare how far each path gets on the same cores, and the proxy's CPU time per request
 // (from /proc) is the machine-independent part. nginx runs one worker per CPU it may use. The
-// router is one event loop: it cannot use more than about one core, which the summary shows
-// next to the throughput ratio. --proxy-cpus pins the proxies with taskset and everything
+// router runs --router-workers processes (node:cluster, default 2); each is one event loop and
+// cannot use more than about one core, which the summary shows next to the throughput ratio. --proxy-cpus pins the proxies with taskset and everything
 // else to the remaining CPUs; on a 2-core machine that leaves one core for the load generator
 // and both backends, which then limit every path and make the ratio meaningless: pin only
 // where the other side has cores to spare (e.g. --proxy-cpus 0-1 on 8 cores).
@@ -46,7 +46,7 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -78,6 +78,7 @@ const USAGE = `usage: npm run bench -- proxy [options]   (or: npx k8s4ai bench p
   --proxy-cpus LIST     pin the router and nginx to these CPUs (taskset -c LIST) and the
                         backends and load generator to the others (default: no pinning)
   --nginx-workers N     nginx worker_processes (default: the CPUs the proxy may use)
+  --router-workers N    k8s4ai router --workers N (node:cluster processes; default 2)
   --profile DIR         V8 CPU profile of the router (node --cpu-prof) into DIR; prints its hot spots
   --json FILE           report (default bench/results/proxy.json)
   -h, --help            this text
@@ -675,6 +676,8 @@ interface ProxyBenchOptions {
   proxyCpus?: string;
   otherCpus?: string;
   nginxWorkers: number;
+  /** `k8s4ai router --workers`. */
+  routerWorkers: number;
   profileDir?: string;
   /** CPUs of the machine (availableParallelism). */
   machineCores: number;
@@ -702,6 +705,25 @@ interface CellResult {
   proxyCpuUsPerRequest?: number;
   backendCpuUsPerRequest?: number;
   loadgenCpuUsPerRequest: number;
+}
+
+/** The direct children of a process (a cluster primary's workers), from /proc. */
+function childPids(parent: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) out.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc: the primary alone is metered
+  }
+  return out;
 }
 
 /** Expands a taskset CPU list ("0-3,6") to its CPUs. */
@@ -779,6 +801,7 @@ export async function run(rest: string[]): Promise<void> {
     'stream-tokens': { type: 'string', default: '16' },
     'proxy-cpus': { type: 'string' },
     'nginx-workers': { type: 'string' },
+    'router-workers': { type: 'string', default: '2' },
     profile: { type: 'string' },
     json: { type: 'string' },
   });
@@ -814,6 +837,7 @@ export async function run(rest: string[]): Promise<void> {
     ...(proxyCpus ? { proxyCpus } : {}),
     ...(otherCpus ? { otherCpus } : {}),
     nginxWorkers: v['nginx-workers'] !== undefined ? positiveNumber('nginx-workers', v['nginx-workers']) : proxyCpus ? cpuList(proxyCpus).length : cores,
+    routerWorkers: positiveNumber('router-workers', v['router-workers']!),
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
     machineCores: cores,
   };
@@ -873,8 +897,9 @@ export async function run(rest: string[]): Promise<void> {
     const backendUrls = backends.map((b) => b.url);
 
     let router: Service | undefined;
+    let routerWorkerPids: number[] = [];
     if (opts.paths.includes('router')) {
-      note('starting k8s4ai router');
+      note(`starting k8s4ai router (${opts.routerWorkers} worker${opts.routerWorkers === 1 ? '' : 's'})`);
       const execArgv = opts.profileDir ? (mkdirSync(opts.profileDir, { recursive: true }), ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`]) : [];
       router = await startService(
         'router',
@@ -882,12 +907,15 @@ export async function run(rest: string[]): Promise<void> {
           CLI, 'router', ...backendUrls.flatMap((u) => ['--backend', u]),
           '--policy', 'k8s4ai', '--tenant', `${TENANT}=sha256:${keyHash}`, '--port', '0', '--address', '127.0.0.1',
           '--max-in-flight-per-backend', String(Math.max(256, opts.connections)), '--log-level', 'warn',
+          '--workers', String(opts.routerWorkers),
         ],
         /listening on (http:\/\/[^\s]+)/,
         { cpus: opts.proxyCpus, execArgv },
       );
       services.push(router);
       await waitRouterReady(router.url, opts.backends);
+      // With --workers > 1 the requests are served by the primary's children: their CPU counts.
+      routerWorkerPids = opts.routerWorkers > 1 ? childPids(router.pid) : [];
     }
     if (opts.paths.includes('nginx')) {
       note(`starting nginx (${opts.nginxWorkers} worker${opts.nginxWorkers === 1 ? '' : 's'})`);
@@ -902,7 +930,7 @@ export async function run(rest: string[]): Promise<void> {
     for (const kind of opts.kinds) for (const path of opts.paths) for (const url of urlsFor(path, kind)) await preflight(path, url, kind, key, opts.streamTokens);
 
     const proxyPids = (path: ProxyPath): Record<string, number> =>
-      path === 'router' ? { 'proxy-0': router!.pid } : path === 'nginx' ? Object.fromEntries(nginx!.pids().map((p, i) => [`proxy-${i}`, p])) : {};
+      path === 'router' ? Object.fromEntries([router!.pid, ...routerWorkerPids].map((p, i) => [`proxy-${i}`, p])) : path === 'nginx' ? Object.fromEntries(nginx!.pids().map((p, i) => [`proxy-${i}`, p])) : {};
     const total = opts.kinds.length * opts.modes.length * opts.paths.length;
     const perCell = opts.warmupS + opts.durationS;
     note(`${total} cells of ${opts.warmupS} s warm-up + ${opts.durationS} s: about ${Math.ceil((total * (perCell + 0.5)) / 60)} min`);
@@ -982,7 +1010,8 @@ export async function run(rest: string[]): Promise<void> {
   const shown = relative(process.cwd(), jsonFile);
   const out = [
     `k8s4ai proxy benchmark: ${header.machine.cores} cores, node ${header.machine.node}${header.nginx ? `, ${header.nginx}` : ''}; ` +
-      `${opts.backends} ${opts.backend === 'engine' ? 'k8s4ai engine (zero time)' : 'fixed-response'} backends; ${opts.durationS} s per cell` +
+      `${opts.backends} ${opts.backend === 'engine' ? 'k8s4ai engine (zero time)' : 'fixed-response'} backends; ${opts.durationS} s per cell; ` +
+      `router --workers ${opts.routerWorkers}` +
       `${opts.proxyCpus ? `; proxy pinned to CPU ${opts.proxyCpus}` : '; no CPU pinning'}`,
     `command: ${header.command}`,
     '',

@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
 import { hashApiKey, deriveSalt } from '../src/router/tenants.ts';
 import { startEngine, type EngineServer } from '../src/engine/server.ts';
@@ -606,6 +606,61 @@ test('`k8s4ai router` exits 0 after draining on SIGTERM', async () => {
   } finally {
     release();
     if (child.exitCode === null) child.kill('SIGKILL');
+    await slow.close();
+  }
+});
+
+test('`k8s4ai router --workers 2` serves requests and exits 0 after its workers drain on SIGTERM', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = await fakeBackend(async (req, res, body) => {
+    if ((body as { messages?: { content?: string }[] }).messages?.[0]?.content === 'hold') await gate;
+    okJson(req, res, body);
+  });
+  const bin = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'router', '--backend', slow.url, '--port', '0', '--tenant', `a=${hashApiKey(KEY_A)}`, '--log-level', 'warn', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const fresh = new Agent({ pipelining: 0 });
+  try {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, 30_000);
+    assert.match(out, /2 workers/);
+    const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+    // Every worker health-checks the backend on its own; a new connection each time (no
+    // keep-alive) lets the primary hand them to both workers.
+    const ask = async (content: string) =>
+      request(`${url}/v1/chat/completions`, { method: 'POST', dispatcher: fresh, reset: true, headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: JSON.stringify(chat(content)) });
+    // A worker answers 503 until its first health check of the backend passed.
+    const askOk = async (content: string) => {
+      for (const deadline = Date.now() + 20_000; ;) {
+        const res = await ask(content);
+        if (res.statusCode !== 503 || Date.now() > deadline) return res;
+        await res.body.dump();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    for (let i = 0; i < 6; i++) {
+      const res = await askOk(`q${i}`);
+      assert.equal(res.statusCode, 200, `request ${i}`);
+      await res.body.dump();
+    }
+    const before = slow.received.length;
+    const held = ask('hold');
+    await until(() => slow.received.length === before + 1, 'request at the backend');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    const answer = await held;
+    assert.equal(answer.statusCode, 200);
+    await answer.body.dump();
+    assert.equal(await exited, 0, err);
+  } finally {
+    release();
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await fresh.close();
     await slow.close();
   }
 });

@@ -213,6 +213,12 @@ export function buildProgram(): Command {
     .option('--first-token-timeout <duration>', 'wait for the first response byte (default 60s)')
     .option('--idle-timeout <duration>', 'longest silence within a response (default 30s)')
     .option('--drain-timeout <duration>', 'on SIGTERM, wait this long for requests in flight (default 30s)')
+    .option(
+      '--workers <n>',
+      'processes serving the port (node:cluster), or "auto" for one per CPU (default 1). Each has its own prefix index ' +
+        '(with History it learns only its own traffic, so affinity weakens as N grows; KVEvents gives every one the engines\' view), ' +
+        'load view and /metrics (a scrape sees the worker that answered it)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--log-file <file>', 'where logs go ("-" for stderr, the default)')
     .action(async (o) => {

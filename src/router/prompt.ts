@@ -59,9 +59,21 @@ export function stableJson(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/** chainSeed's results: few (model, salt) pairs recur on every request. */
+const SEED_CACHE_MAX = 256;
+const seedCache = new Map<string, string>();
+
 /** The chain's seed: the model and the salt, so neither tenants nor models share blocks. */
 export function chainSeed(model: string, salt: string): string {
-  return createHash('sha256').update(`k8s4ai-prefix\u0000${model}\u0000${salt}`).digest('hex').slice(0, 16);
+  const input = `k8s4ai-prefix\u0000${model}\u0000${salt}`;
+  let seed = seedCache.get(input);
+  if (seed === undefined) {
+    seed = createHash('sha256').update(input).digest('hex').slice(0, 16);
+    // Bounded (many models × tenants, or junk model names): drop the oldest.
+    if (seedCache.size >= SEED_CACHE_MAX) seedCache.delete(seedCache.keys().next().value!);
+    seedCache.set(input, seed);
+  }
+  return seed;
 }
 
 /** Chained hashes of `text` cut into blocks of `blockTokens × CHARS_PER_TOKEN` characters. */

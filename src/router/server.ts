@@ -16,7 +16,7 @@
 // ends the stream cleanly: SSE gets a final `data: {"error": …}` event and a proper end; a
 // non-SSE body, which cannot be completed validly, has its connection reset. A client that
 // goes away aborts the upstream request, so the engine stops working for nobody.
-import { createServer, type IncomingMessage, type IncomingHttpHeaders, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -138,6 +138,7 @@ const MODELS_CACHE_MS = 2000;
 
 /** One client request through its attempts. */
 interface Exchange {
+  core: RouterCore;
   req: IncomingMessage;
   res: ServerResponse;
   path: string;
@@ -154,7 +155,63 @@ interface Exchange {
   attempt_: Attempt | undefined;
   lastError: string | undefined;
   lastTimeout: boolean;
+  /** The request body as it arrives. */
+  chunks: Buffer[];
+  size: number;
+  tooBig: boolean;
 }
+
+/**
+ * Where the request and response objects keep their exchange: the listeners below are shared
+ * by every request (a closure per request, and tsx's keepNames helper on each, cost more
+ * than the request's routing at this size).
+ */
+const EXCHANGE = Symbol('k8s4ai.exchange');
+type WithExchange = { [EXCHANGE]?: Exchange };
+
+function onResClose(this: ServerResponse): void {
+  const x = (this as ServerResponse & WithExchange)[EXCHANGE]!;
+  if (this.writableFinished) return;
+  x.clientGone = true;
+  x.attempt_?.cancel();
+  x.core.complete(x, 499);
+}
+
+function onResDrain(this: ServerResponse): void {
+  (this as ServerResponse & WithExchange)[EXCHANGE]?.attempt_?.resume();
+}
+
+function onReqData(this: IncomingMessage, c: Buffer): void {
+  const x = (this as IncomingMessage & WithExchange)[EXCHANGE]!;
+  if (x.tooBig) return;
+  x.size += c.length;
+  const max = x.core.config.maxBodyBytes;
+  if (x.size > max) {
+    // Stop collecting; the connection closes after the answer rather than reading on.
+    x.tooBig = true;
+    x.chunks.length = 0;
+    this.pause();
+    x.core.bodyTooBig(x, max);
+    return;
+  }
+  x.chunks.push(c);
+}
+
+function onReqEnd(this: IncomingMessage): void {
+  const x = (this as IncomingMessage & WithExchange)[EXCHANGE]!;
+  if (x.tooBig || x.finished) return;
+  const chunks = x.chunks;
+  x.chunks = NO_CHUNKS;
+  x.core.start(x, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, x.size));
+}
+
+function onReqError(this: IncomingMessage): void {
+  const x = (this as IncomingMessage & WithExchange)[EXCHANGE]!;
+  x.clientGone = true;
+  x.core.complete(x, 499);
+}
+
+const NO_CHUNKS: Buffer[] = [];
 
 export async function startRouter(options: RouterOptions = {}): Promise<Router> {
   let link: ContentRouterLink | undefined;
@@ -378,44 +435,26 @@ class RouterCore implements Router {
     tenant.inFlight++;
     this.active++;
     const x: Exchange = {
-      req, res, path, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
+      core: this, req, res, path, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
       attempt: 0, tried: [], clientGone: false, finished: false, attempt_: undefined, lastError: undefined, lastTimeout: false,
+      chunks: [], size: 0, tooBig: false,
     };
-    res.on('close', () => {
-      if (res.writableFinished) return;
-      x.clientGone = true;
-      x.attempt_?.cancel();
-      this.complete(x, 499);
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      if (tooBig) return;
-      size += c.length;
-      if (size > max) {
-        // Stop collecting; the connection closes after the answer rather than reading on.
-        tooBig = true;
-        chunks.length = 0;
-        req.pause();
-        this.error(res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE, { connection: 'close' });
-        this.complete(x, 413);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (tooBig || x.finished) return;
-      this.start(x, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.on('error', () => {
-      x.clientGone = true;
-      this.complete(x, 499);
-    });
+    (res as ServerResponse & WithExchange)[EXCHANGE] = x;
+    (req as IncomingMessage & WithExchange)[EXCHANGE] = x;
+    res.on('close', onResClose);
+    req.on('data', onReqData);
+    req.on('end', onReqEnd);
+    req.on('error', onReqError);
   }
 
-  /** The body is in: parse, salt, hash, route. */
-  private start(x: Exchange, raw: Buffer): void {
+  /** @internal The body grew past maxBodyBytes while it was read. */
+  bodyTooBig(x: Exchange, max: number): void {
+    this.error(x.res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE, CONNECTION_CLOSE);
+    this.complete(x, 413);
+  }
+
+  /** @internal The body is in: parse, salt, hash, route. */
+  start(x: Exchange, raw: Buffer): void {
     let body: Record<string, unknown>;
     try {
       const v: unknown = JSON.parse(raw.toString('utf8'));
@@ -476,10 +515,12 @@ class RouterCore implements Router {
   private send(x: Exchange, b: Backend, uncached: number): void {
     const attempt = new Attempt(this, x, b, uncached);
     x.attempt_ = attempt;
+    const accept = x.req.headers.accept;
     b.pool.dispatch({
       path: b.basePath + x.path,
       method: 'POST',
-      headers: { 'content-type': JSON_TYPE, accept: x.req.headers.accept ?? '*/*' },
+      // A flat list: undici takes it as it is, where an object is walked key by key.
+      headers: accept === undefined ? ANY_UPSTREAM_HEADERS : accept === JSON_TYPE ? JSON_UPSTREAM_HEADERS : accept === 'text/event-stream' ? SSE_UPSTREAM_HEADERS : ['content-type', JSON_TYPE, 'accept', accept],
       body: x.payload,
       // The attempt's own timer bounds the wait (first byte, then idle between chunks).
       headersTimeout: 0,
@@ -521,14 +562,27 @@ class RouterCore implements Router {
     }
   }
 
-  /** @internal Response headers for the client: the backend's, less the hop-by-hop ones. */
-  writeHead(x: Exchange, status: number, up: IncomingHttpHeaders): boolean {
-    const h: OutgoingHttpHeaders = {};
-    for (const k in up) if (!HOP_BY_HOP.has(k)) h[k] = up[k];
-    if (this.draining) h.connection = 'close';
+  /**
+   * @internal Response headers for the client: the backend's raw ones (names as it spelled
+   * them, repeats kept), less the hop-by-hop ones, as the flat list writeHead takes without
+   * building an object. Returns whether the body is an event stream.
+   */
+  writeHead(x: Exchange, status: number, raw: readonly Buffer[] | undefined): boolean {
+    const h: string[] = [];
+    let sse = false;
+    if (raw) {
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const k = raw[i]!.toString('latin1');
+        const lower = k.toLowerCase();
+        if (HOP_BY_HOP.has(lower)) continue;
+        const v = raw[i + 1]!.toString('latin1');
+        if (lower === 'content-type' && v.startsWith('text/event-stream')) sse = true;
+        h.push(k, v);
+      }
+    }
+    if (this.draining) h.push('connection', 'close');
     x.res.writeHead(status, h);
-    const ct = up['content-type'];
-    return typeof ct === 'string' && ct.startsWith('text/event-stream');
+    return sse;
   }
 
   private upstreamFailed(x: Exchange): void {
@@ -627,15 +681,30 @@ class RouterCore implements Router {
 /**
  * One attempt of an exchange at one backend, as an undici dispatch handler: the response's
  * chunks are written to the client as they arrive, with no intermediate stream, promise or
- * AbortSignal (the hot path's cost is mostly per-object overhead at this size).
+ * AbortSignal (the hot path's cost is mostly per-object overhead at this size). It speaks
+ * undici's original handler interface (onConnect/onHeaders/onData/onComplete/onError), which
+ * undici's core calls directly: the newer one goes through an adapter that allocates a
+ * controller and parses the headers into an object on every request, only for them to be
+ * walked again here.
  *
  * States: waiting (sent, nothing back) → streaming (first body byte written to the client)
  * → done. `settled` marks the attempt as over for the router (released, retried or
  * answered); undici callbacks arriving after that are ignored.
+ *
+ * One timer per attempt, never re-armed on the hot path: it first fires after the shorter of
+ * the first-byte and idle timeouts; when it fires, the deadline that applies then (first
+ * byte: the attempt's start + firstTokenTimeout; streaming: the last chunk + idleTimeout) is
+ * checked, and a deadline not yet reached arms it again for the time left, never more than
+ * the idle timeout (so a first byte arriving meanwhile cannot push its idle deadline past
+ * the next check). Chunks only note their time.
  */
 class Attempt implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
+  private abortUpstream: ((err: Error) => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
   private timer: NodeJS.Timeout;
+  private readonly sentAt: number;
+  private lastAt = 0;
+  private paused = false;
   private timedOut = false;
   private settled = false;
   private released = false;
@@ -643,14 +712,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   private first = false;
   private sse = false;
   private status = 0;
-  private headers: IncomingHttpHeaders | undefined;
+  private headers: Buffer[] | undefined;
   private prev: Buffer | undefined;
   private last: Buffer | undefined;
 
   constructor(private readonly core: RouterCore, private readonly x: Exchange, private readonly b: Backend, private readonly uncached: number) {
     b.inFlight++;
     b.outstandingPrefillTokens += uncached;
-    this.timer = setTimeout(this.onTimeout, core.config.firstTokenTimeoutMs);
+    const c = core.config;
+    this.sentAt = performance.now();
+    this.timer = setTimeout(onAttemptTimer, Math.min(c.firstTokenTimeoutMs, c.idleTimeoutMs), this);
   }
 
   /** The client went away: stop, free the backend's slot. */
@@ -658,20 +729,32 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.release();
-    this.controller?.abort(new Error('the client went away'));
+    this.abortUpstream?.(new Error('the client went away'));
   }
 
-  private readonly onTimeout = (): void => {
-    if (this.settled) return;
-    this.timedOut = true;
-    const why = this.first ? `no data from the backend for ${this.core.config.idleTimeoutMs} ms` : `no response within ${this.core.config.firstTokenTimeoutMs} ms`;
-    this.controller?.abort(new Error(why));
-    this.fail(why);
-  };
+  /** The client's socket drained: read on. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeUpstream?.();
+  }
 
-  private readonly onDrain = (): void => {
-    this.controller?.resume();
-  };
+  /** @internal The timer fired: time out, or wait on for the deadline that applies now. */
+  tick(): void {
+    if (this.settled) return;
+    const c = this.core.config;
+    const now = performance.now();
+    const deadline = this.first ? this.lastAt + c.idleTimeoutMs : this.sentAt + c.firstTokenTimeoutMs;
+    // Timers fire on libuv's millisecond clock: within a millisecond counts as reached.
+    if (deadline - now >= 1) {
+      this.timer = setTimeout(onAttemptTimer, Math.min(Math.ceil(deadline - now), c.idleTimeoutMs), this);
+      return;
+    }
+    this.timedOut = true;
+    const why = this.first ? `no data from the backend for ${c.idleTimeoutMs} ms` : `no response within ${c.firstTokenTimeoutMs} ms`;
+    this.abortUpstream?.(new Error(why));
+    this.fail(why);
+  }
 
   private release(): void {
     if (this.released) return;
@@ -694,73 +777,84 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.core.failedEarly(this.x, this.b, why, this.timedOut);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
     // Given up before undici had a socket for it (timeout, client gone): cancel it now.
-    if (this.settled) controller.abort(new Error('cancelled'));
+    if (this.settled) abort(new Error('cancelled'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (this.settled) return;
-    const x = this.x;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.settled) return true;
+    this.resumeUpstream = resume;
     if (statusCode >= 500) {
-      if (x.attempt < this.core.config.retries) {
+      if (this.x.attempt < this.core.config.retries) {
         // Nothing has reached the client yet: another backend may answer better.
         this.fail(`HTTP ${statusCode}`);
-        controller.abort(new Error(`HTTP ${statusCode}`));
-        return;
+        this.abortUpstream?.(new Error(`HTTP ${statusCode}`));
+        return true;
       }
       this.core.backends.reportFailure(this.b, `HTTP ${statusCode}`);
     } else {
       this.core.backends.reportSuccess(this.b);
     }
     this.status = statusCode;
-    this.headers = headers;
+    this.headers = rawHeaders;
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.settled) return;
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return true;
     const x = this.x;
+    const now = performance.now();
+    this.lastAt = now;
     if (!this.first) {
-      // The first byte: prefill is over, headers go out, the idle timer takes over.
+      // The first byte: prefill is over, headers go out.
       this.first = true;
       if (this.prefillOpen) {
         this.prefillOpen = false;
         this.b.outstandingPrefillTokens -= this.uncached;
       }
-      this.core.metrics.ttfb((performance.now() - x.started) / 1000);
-      clearTimeout(this.timer);
-      this.timer = setTimeout(this.onTimeout, this.core.config.idleTimeoutMs);
-      this.sse = this.core.writeHead(x, this.status, this.headers!);
-    } else {
-      this.timer.refresh();
+      this.core.metrics.ttfb((now - x.started) / 1000);
+      this.sse = this.core.writeHead(x, this.status, this.headers);
+      this.headers = undefined;
     }
     this.prev = this.last;
     this.last = chunk;
     if (!x.res.write(chunk)) {
-      controller.pause();
-      x.res.once('drain', this.onDrain);
+      this.paused = true;
+      x.res.once('drain', onResDrain);
+      return false;
     }
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (this.settled) return;
     this.settled = true;
     this.release();
     const x = this.x;
     if (x.clientGone) return;
-    if (!this.first) this.core.writeHead(x, this.status, this.headers!);
+    if (!this.first) this.core.writeHead(x, this.status, this.headers);
     x.res.end();
     if (this.status === 200 && this.last) this.core.usage(this.prev, this.last);
     this.core.complete(x, this.status);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.fail(err.message || String(err));
   }
 }
 
+function onAttemptTimer(a: Attempt): void {
+  a.tick();
+}
+
 const EMPTY = Buffer.alloc(0);
+// The upstream request's headers for the common Accept values (undici only reads them).
+const ANY_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', '*/*'];
+const JSON_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', JSON_TYPE];
+const SSE_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', 'text/event-stream'];
+const CONNECTION_CLOSE: OutgoingHttpHeaders = Object.freeze({ connection: 'close' });
 /** Headers about one connection, not the response (RFC 9110 §7.6.1): never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection']);
 

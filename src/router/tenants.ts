@@ -48,6 +48,15 @@ export const ANONYMOUS_TENANT = 'anonymous';
 
 const HASH_RE = /^sha256:([a-f0-9]{64})$/;
 
+/**
+ * Authorization header values recently authenticated, with their tenant. A client sends the
+ * same header on every request; hashing it and comparing it with every configured hash each
+ * time is most of authentication's cost. Only successes are kept (a miss is always checked in
+ * full, in constant time over the configured hashes), only the tenant reference is stored,
+ * and any change of configuration empties it.
+ */
+const AUTH_CACHE_MAX = 1024;
+
 /** `sha256:<hex>` of an API key: what a ContentRouter's `apiKeyHashes` hold. */
 export function hashApiKey(key: string): string {
   return `sha256:${createHash('sha256').update(key).digest('hex')}`;
@@ -63,6 +72,8 @@ export class TenantTable {
   private keys: { digest: Buffer; tenant: Tenant }[] = [];
   private readonly byName = new Map<string, Tenant>();
   private anonymous: Tenant | undefined;
+  /** Least recently used first (Map order); see AUTH_CACHE_MAX. */
+  private readonly authCache = new Map<string, Tenant>();
 
   constructor(specs: readonly TenantSpec[] = [], private secret = 'k8s4ai-router') {
     this.update(specs, secret);
@@ -100,6 +111,7 @@ export class TenantTable {
       }
     }
     this.secret = secret;
+    this.authCache.clear();
     const keys: { digest: Buffer; tenant: Tenant }[] = [];
     for (const s of specs) {
       const salt = s.cacheSalt ?? deriveSalt(secret, s.name);
@@ -126,13 +138,25 @@ export class TenantTable {
   /** The tenant of an `Authorization` header, or undefined (401). */
   authenticate(authorization: string | undefined): Tenant | undefined {
     if (this.anonymous) return this.anonymous;
-    if (!authorization || authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+    if (authorization === undefined) return undefined;
+    const cached = this.authCache.get(authorization);
+    if (cached) {
+      // Most recently used goes last.
+      this.authCache.delete(authorization);
+      this.authCache.set(authorization, cached);
+      return cached;
+    }
+    if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
     const key = authorization.slice(7).trim();
     if (!key) return undefined;
     const digest = createHash('sha256').update(key).digest();
     // Every hash is compared, whatever matched earlier: the time taken says nothing.
     let found: Tenant | undefined;
     for (const k of this.keys) if (timingSafeEqual(k.digest, digest)) found = k.tenant;
+    if (found) {
+      if (this.authCache.size >= AUTH_CACHE_MAX) this.authCache.delete(this.authCache.keys().next().value!);
+      this.authCache.set(authorization, found);
+    }
     return found;
   }
 
