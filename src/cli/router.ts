@@ -172,6 +172,9 @@ async function runPrimary(o: RouterCommandOptions, n: number): Promise<void> {
   let stopping = false;
   let failure: string | undefined;
   let unclean = 0;
+  // A larger young generation: a proxy allocates small, short-lived buffers per request, and
+  // fewer scavenges leave more of each core to the requests.
+  cluster.setupPrimary({ execArgv: [...process.execArgv, '--max-semi-space-size=32'] });
   const fork = (slot: number) => {
     const w = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
     slots.set(w.id, slot);
