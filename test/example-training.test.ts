@@ -6,11 +6,11 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, readCheckpoint, writeRequest } from '../src/checkpoint/protocol.ts';
+import { freePort } from '../src/lib/net.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TRAIN = join(ROOT, 'examples/training/train.ts');
@@ -25,17 +25,6 @@ after(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-/** A port nothing listens on now: what the OS hands out for port 0. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Rank {
   rank: number;

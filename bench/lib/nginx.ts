@@ -8,8 +8,9 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../src/lib/net.ts';
 
 /** The command that installs it; the benchmark prints it rather than installing anything. */
 export const NGINX_INSTALL = 'apt-get install -y nginx';
@@ -32,17 +33,6 @@ export function nginxVersion(bin: string): string {
   return `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().replace(/^nginx version:\s*/, '') || 'nginx (version unknown)';
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released; nginx binds it right after). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface NginxConfigOptions {
   /** Upstream servers as host:port. */

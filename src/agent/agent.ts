@@ -7,7 +7,6 @@
 // checkpoints. After a restart it finds its processes again from the runtime's records, or
 // reports them lost; a Task whose record says it ran is never started a second time.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KubeObject, Condition } from '../api/meta.ts';
@@ -29,6 +28,7 @@ import { AGENT_FINALIZER } from '../controllers/nodelifecycle.ts';
 import { WorkQueue } from '../controllers/workqueue.ts';
 import { LABEL_SIMULATED } from '../fleet/format.ts';
 import { K8S4AI_VERSION } from '../lib/version.ts';
+import { freePort } from '../lib/net.ts';
 import { ProcessRuntime, type ExitInfo, type ProcessRecord } from './runtime/index.ts';
 import { memberDir, pruneCheckpoints, stageRestore, CheckpointUnavailableError } from './checkpoints.ts';
 import { startAgentServer } from './server.ts';
@@ -650,17 +650,6 @@ export class Agent {
   }
 }
 
-/** A port nothing listens on now (the kernel's pick), for a serving member on a shared machine. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGUSR1: 10, SIGUSR2: 12 };
 const signalNumber = (s: string) => SIGNALS[s] ?? 0;

@@ -2,10 +2,10 @@
 // manifests with test-sized settings, an uninterrupted reference run of the same job with
 // plain processes, and readers for what its logs say.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { KubeObject } from '../../src/api/meta.ts';
 import { readManifests } from '../../src/cli/manifests.ts';
+import { freePort } from '../../src/lib/net.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TRAIN_EXAMPLE = `${ROOT}examples/training/gang-checkpoint.yaml`;
@@ -49,16 +49,6 @@ export function trainManifests(s: TrainSettings): { policy?: KubeObject; gang: K
   return { policy: s.withPolicy === false ? undefined : policy, gang: gang! };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The `result …` line of an uninterrupted run: `ranks` plain processes, no checkpoints. */
 export async function referenceResult(steps: number, ranks = 4): Promise<string> {
