@@ -33,7 +33,6 @@ export function nginxVersion(bin: string): string {
   return `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().replace(/^nginx version:\s*/, '') || 'nginx (version unknown)';
 }
 
-
 export interface NginxConfigOptions {
   /** Upstream servers as host:port. */
   upstreams: string[];
