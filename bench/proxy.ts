@@ -57,6 +57,7 @@ import { argHelpers } from './lib/args.ts';
 import { startCpuMeter, type CpuUsage } from './lib/cpu.ts';
 import { summarizeProfiles } from './lib/cpuprofile.ts';
 import { findNginx, nginxVersion, startNginx, NGINX_INSTALL, type Nginx } from './lib/nginx.ts';
+import { startChild } from './lib/child.ts';
 import { note } from './lib/progress.ts';
 import { round, sleep } from './lib/stats.ts';
 
@@ -107,7 +108,6 @@ const PROMPT_VARIANTS = 64;
 /** Fixed-rate cells never need many connections (rate × latency is well under one). */
 const RATE_CONNECTIONS_MAX = 32;
 const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 /** After a cell, how long requests still in flight may take before they count as unfinished. */
 const DRAIN_MS = 3000;
 
@@ -560,62 +560,13 @@ interface Service {
   stop(): Promise<void>;
 }
 
-const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
-
 /** Starts a node process and waits for `ready` (with a URL in group 1) on its stdout. */
 async function startService(name: string, args: string[], ready: RegExp, opts: { cpus?: string; execArgv?: string[] } = {}): Promise<Service> {
   const nodeArgs = [...(opts.execArgv ?? []), ...args];
-  const child = opts.cpus
-    ? spawn('taskset', ['-c', opts.cpus, process.execPath, ...nodeArgs], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } })
-    : spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    stderr = (stderr + c.toString()).slice(-8000);
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= new Promise<void>((resolve) => {
-      process.removeListener('exit', killOnExit);
-      if (exited(child)) return resolve();
-      const hard = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      child.once('exit', () => {
-        clearTimeout(hard);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    }));
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      let seen = false;
-      const timer = setTimeout(() => reject(new Error(`${name} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-      child.stdout!.on('data', (c: Buffer) => {
-        // Read on after the ready line (a full pipe would block the child), keeping nothing.
-        if (seen) return;
-        out += c.toString();
-        const m = ready.exec(out);
-        if (m) {
-          seen = true;
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`));
-      });
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    return { name, pid: child.pid!, url, stderr: () => stderr.trim(), stop };
-  } catch (err) {
-    await stop();
-    throw new Error(`${(err as Error).message}${stderr.trim() ? `\n--- ${name} stderr ---\n${stderr.trim()}` : ''}`);
-  }
+  const started = opts.cpus
+    ? await startChild({ name, command: 'taskset', args: ['-c', opts.cpus, process.execPath, ...nodeArgs], cwd: ROOT, ready, startTimeoutMs: START_TIMEOUT_MS })
+    : await startChild({ name, command: process.execPath, args: nodeArgs, cwd: ROOT, ready, startTimeoutMs: START_TIMEOUT_MS });
+  return { name, pid: started.pid, url: started.match[1]!, stderr: started.stderr, stop: started.stop };
 }
 
 /** The load generator child: one job at a time. */
