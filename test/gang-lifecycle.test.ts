@@ -67,7 +67,7 @@ function makeGang(f: GangFixture = {}): KubeObject {
   };
 }
 
-type TaskState = string | { phase: string; exitCode?: number; signal?: string; reason?: string; message?: string; checkpoints?: MemberCheckpoint[] };
+type TaskState = string | { phase: string; exitCode?: number; signal?: string; reason?: string; message?: string; finishTime?: string; checkpoints?: MemberCheckpoint[] };
 
 interface TaskFixture {
   gang?: KubeObject;
@@ -226,6 +226,19 @@ describe('reconcileGang: a member fails', () => {
     assert.match(e.message, /from checkpoint ckpt-000004 \(step 800\)/);
     assert.match(e.message, /in 10s \(restart 1 of 3\)/);
     assert.equal(st.lastCheckpoint?.id, 'ckpt-000004', 'the checkpoint to resume from is kept');
+  });
+
+  it('waits a moment for the peers\' reports and names the first member to fail as the cause', () => {
+    const gang = runningGang({ lastCheckpoint: complete('ckpt-000004', 800, iso(50)) });
+    // Member 1 was killed at 99.5 s; its peers lose the connection and exit 1 a moment later.
+    const killed = makeTasks(['Running', { phase: 'Failed', exitCode: 137, signal: 'SIGKILL', finishTime: iso(99.5) }, 'Running'], { gang });
+    const early = reconcile(gang, killed, at(100), { policy });
+    assert.equal(early.status, undefined, 'nothing decided while peers may still report');
+    assert.equal(early.wakeAt, at(101).getTime(), 'looks again 1.5 s after the failure');
+    const all = makeTasks([{ phase: 'Failed', exitCode: 1, finishTime: iso(99.8) }, { phase: 'Failed', exitCode: 137, signal: 'SIGKILL', finishTime: iso(99.5) }, { phase: 'Failed', exitCode: 1, finishTime: iso(99.7) }], { gang });
+    const d = reconcile(gang, all, at(100.2), { policy });
+    assert.equal(d.status?.phase, 'Restarting', 'every member has reported: no reason to wait');
+    assert.equal(d.status?.lastFailure?.taskName, taskNameOf(1), 'the first to fail is the cause, whatever order the reports came in');
   });
 
   it('says it restarts from the start when there is no complete checkpoint', () => {

@@ -817,6 +817,10 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.core.metrics.ttfb((now - x.started) / 1000);
       this.sse = this.core.writeHead(x, this.status, this.headers);
       this.headers = undefined;
+      // Headers, the first bytes and (for a small answer, which undici hands over in the same
+      // tick) the end go out in one write: one syscall instead of two or three, no added delay.
+      x.res.cork();
+      process.nextTick(uncorkResponse, x.res);
     }
     this.prev = this.last;
     this.last = chunk;
@@ -843,6 +847,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.fail(err.message || String(err));
   }
+}
+
+function uncorkResponse(res: ServerResponse): void {
+  res.uncork();
 }
 
 function onAttemptTimer(a: Attempt): void {

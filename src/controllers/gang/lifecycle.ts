@@ -27,6 +27,9 @@ export const CONDITION_PREEMPTION = 'PreemptionNotice';
 const FAILED_PHASES: ReadonlySet<string> = new Set(['Failed', 'Lost']);
 const TERMINAL_PHASES: ReadonlySet<string> = new Set(['Failed', 'Lost', 'Succeeded']);
 
+/** How long after a member's failure the gang waits for its peers' reports before acting. */
+export const FAILURE_SETTLE_MS = 1500;
+
 /** A member whose bound Task vanished is counted as failed once this long has passed. */
 export const MISSING_TASK_GRACE_MS = 15_000;
 
@@ -159,6 +162,19 @@ export function reconcileGang(view: GangView): GangDecision {
       const missing = current.length < expected && now.getTime() - scheduledAt >= MISSING_TASK_GRACE_MS
         ? (status.placements ?? []).find((p) => !current.some((t) => t.metadata.name === p.taskName))
         : undefined;
+      if (failed && !missing) {
+        // Members of a gang fail together (the others lose their peer at once): a moment's
+        // wait lets their reports come in, so the cause named is the first to fail, not the
+        // first whose report arrived.
+        // (Only when the report says when it failed; without that there is nothing to order by.)
+        const finished = Date.parse((failed.status as { finishTime?: string }).finishTime ?? '');
+        const settle = finished + FAILURE_SETTLE_MS;
+        const running = current.some((t) => !TERMINAL_PHASES.has(taskStatus(t).phase ?? ''));
+        if (finished && running && now.getTime() < settle) {
+          decision.wakeAt = settle;
+          break;
+        }
+      }
       if (failed || missing) {
         fail(view, status, set, decision, current, failed, missing);
         break;
