@@ -9,11 +9,11 @@ import { startTestControlPlane, type TestControlPlane } from './helpers/controlp
 import { waitFor } from './helpers/scheduling.ts';
 import { Event, Node, Task } from '../src/api/kinds/index.ts';
 import type { Condition, KubeObject } from '../src/api/meta.ts';
-import type { NodeStatus } from '../src/api/kinds/node.ts';
+import { isNodeReady, type NodeStatus } from '../src/api/kinds/node.ts';
 import { timestamp } from '../src/apiserver/registry.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import {
-  NodeLifecycleController, AGENT_FINALIZER, REASON_HEARTBEAT_LOST, REASON_NODE_LOST, isNodeReady,
+  NodeLifecycleController, AGENT_FINALIZER, REASON_HEARTBEAT_LOST, REASON_NODE_LOST,
 } from '../src/controllers/nodelifecycle.ts';
 import { WorkQueue } from '../src/controllers/workqueue.ts';
 

@@ -7,16 +7,17 @@
 // checkpoints. After a restart it finds its processes again from the runtime's records, or
 // reports them lost; a Task whose record says it ran is never started a second time.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KubeObject, Condition } from '../api/meta.ts';
 import type { KindDefinition } from '../api/kind.ts';
 import { setCondition } from '../api/meta.ts';
 import { AcceleratorClass, CheckpointPolicy, GangSchedulingGroup, InferenceService, Node, Task, TopologyDomain } from '../api/kinds/index.ts';
-import { LABEL_SERVICE } from '../scheduler/controller/binding.ts';
+import { LABEL_SERVICE, taskKey } from '../scheduler/controller/binding.ts';
 import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
-import type { TaskSpec } from '../api/kinds/task.ts';
-import type { NodeStatus } from '../api/kinds/node.ts';
+import { FINISHED_TASK_PHASES, type TaskSpec } from '../api/kinds/task.ts';
+import { isNodeReady, type NodeStatus } from '../api/kinds/node.ts';
 import type { CheckpointPolicySpec } from '../api/kinds/checkpointpolicy.ts';
 import type { GangSchedulingGroupSpec } from '../api/kinds/gangschedulinggroup.ts';
 import type { MemberCheckpoint } from '../api/kinds/workload.ts';
@@ -36,7 +37,6 @@ import { discover } from './discovery/index.ts';
 import { ANNOTATION_CHAOS, CHAOS_NODE_KILLED } from './annotations.ts';
 
 
-const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Lost']);
 /** Complete checkpoints a Task's status lists (the schema's bound). */
 const REPORTED_CHECKPOINTS = 16;
 
@@ -63,7 +63,6 @@ export interface AgentOptions {
   discoverRun?: Parameters<typeof discover>[0]['run'];
 }
 
-const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
 const taskSpec = (t: KubeObject) => t.spec as TaskSpec;
 const phaseOf = (t: KubeObject) => ((t.status ?? {}) as { phase?: string }).phase ?? 'Pending';
 
@@ -146,7 +145,7 @@ export class Agent {
     });
     this.policies = this.inform(CheckpointPolicy, () => undefined);
     this.gangs = this.inform(GangSchedulingGroup, (g) => this.onGang(g));
-    this.tasks = this.inform(Task, (t) => this.queue.add(keyOf(t)));
+    this.tasks = this.inform(Task, (t) => this.queue.add(taskKey(t)));
     await Promise.all(this.informers.map((i) => i.synced));
     await this.heartbeat();
     // Records of Tasks that no longer exist: their processes must not run on.
@@ -155,7 +154,7 @@ export class Agent {
       if (!live.has(r.uid)) await this.discard(r.uid, 'its Task no longer exists');
     }
     this.ready = true;
-    for (const t of this.tasks.cache.values()) this.queue.add(keyOf(t));
+    for (const t of this.tasks.cache.values()) this.queue.add(taskKey(t));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), (this.opts.heartbeatSeconds ?? 10) * 1000);
     this.scanTimer = setInterval(() => void this.scan(), this.opts.scanMs ?? 1000);
     this.log.info({ endpoint: this.endpoint, nodes: this.served().map((n) => n.metadata.name).length, adopted: this.running.size }, 'agent started');
@@ -232,7 +231,7 @@ export class Agent {
 
   /** Every Task bound to `node` is looked at again (it was killed or revived). */
   private requeueNode(node: string): void {
-    for (const t of this.tasks?.cache.values() ?? []) if (taskSpec(t).nodeName === node) this.queue.add(keyOf(t));
+    for (const t of this.tasks?.cache.values() ?? []) if (taskSpec(t).nodeName === node) this.queue.add(taskKey(t));
   }
 
   private heartbeatPending?: NodeJS.Timeout;
@@ -253,10 +252,9 @@ export class Agent {
       if (this.isKilled(node)) return;
       const st = (node.status ?? {}) as NodeStatus;
       const conditions = st.conditions as Condition[] | undefined;
-      const ready = conditions?.find((c) => c.type === 'Ready');
       const status: Record<string, unknown> = { heartbeatTime: now.toISOString() };
       if (st.agentEndpoint !== this.endpoint) status.agentEndpoint = this.endpoint;
-      if (ready?.status !== 'True') {
+      if (!isNodeReady(node)) {
         status.conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: 'AgentReady', message: 'the agent is posting heartbeats' }, now);
       }
       try {
@@ -329,7 +327,7 @@ export class Agent {
       await this.reportExit(task, exit);
       return undefined;
     }
-    if (TERMINAL.has(phase)) {
+    if (FINISHED_TASK_PHASES.has(phase)) {
       // Failed by the control plane (its node was judged lost while we were away): stop it.
       if (this.running.has(key) || this.records.get(uid)?.state === 'running') await this.discard(uid, `its Task is ${phase}`);
       return undefined;
@@ -370,7 +368,7 @@ export class Agent {
       CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
       CUDA_VISIBLE_DEVICES: devices.map((d) => (d.migProfile && d.uuid ? d.uuid : String(d.index))).join(','),
       [ENV.checkpointDir]: dir,
-      [ENV.task]: keyOf(task),
+      [ENV.task]: taskKey(task),
     };
     if (restore) env[ENV.restoreCheckpoint] = restore;
     for (const e of spec.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
@@ -404,7 +402,7 @@ export class Agent {
 
   private async startTask(task: KubeObject): Promise<void> {
     const spec = taskSpec(task);
-    const key = keyOf(task);
+    const key = taskKey(task);
     const uid = task.metadata.uid!;
     const gang = this.gangOf(task);
     const gangName = spec.gangName ?? task.metadata.name;
@@ -468,7 +466,7 @@ export class Agent {
 
   /** A process found alive after a restart: watched again, never started twice. */
   private async adopt(task: KubeObject, record: ProcessRecord): Promise<void> {
-    const key = keyOf(task);
+    const key = taskKey(task);
     if (!this.running.has(key)) {
       const spec = taskSpec(task);
       const gangName = spec.gangName ?? task.metadata.name;
@@ -491,14 +489,14 @@ export class Agent {
   }
 
   private async reportExit(task: KubeObject, e: ExitInfo): Promise<void> {
-    const key = keyOf(task);
+    const key = taskKey(task);
     const r = this.running.get(key);
     if (r) {
       // A last look for manifests written just before the exit.
       await this.reportCheckpoints(task, r).catch(() => undefined);
       this.running.delete(key);
     }
-    if (!TERMINAL.has(phaseOf(task))) {
+    if (!FINISHED_TASK_PHASES.has(phaseOf(task))) {
       const ok = e.reason === 'Completed';
       await this.patchStatus(task, {
         phase: ok ? 'Succeeded' : e.reason === 'Lost' ? 'Lost' : 'Failed',
@@ -528,7 +526,7 @@ export class Agent {
 
   private async reportLost(task: KubeObject, message: string): Promise<void> {
     this.done.add(task.metadata.uid!);
-    this.running.delete(keyOf(task));
+    this.running.delete(taskKey(task));
     this.records.delete(task.metadata.uid!);
     this.forget(task.metadata.uid!);
     await this.patchStatus(task, { phase: 'Lost', reason: 'Lost', message, finishTime: new Date().toISOString() });
@@ -541,7 +539,7 @@ export class Agent {
    * period never holds up the other Tasks of this machine; its end queues the Task again.
    */
   private async terminate(task: KubeObject): Promise<void> {
-    const key = keyOf(task);
+    const key = taskKey(task);
     const uid = task.metadata.uid!;
     if (this.records.get(uid)?.state === 'running') {
       if (!this.stopping.has(uid)) {
@@ -560,7 +558,7 @@ export class Agent {
     }
     this.running.delete(key);
     const exit = this.exits.get(uid) ?? this.records.get(uid)?.exit;
-    if (exit && !this.done.has(uid) && !TERMINAL.has(phaseOf(task))) {
+    if (exit && !this.done.has(uid) && !FINISHED_TASK_PHASES.has(phaseOf(task))) {
       await this.patchStatus(task, {
         phase: exit.reason === 'Completed' ? 'Succeeded' : 'Failed',
         reason: 'Stopped',
@@ -651,5 +649,5 @@ export class Agent {
 }
 
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGUSR1: 10, SIGUSR2: 12 };
-const signalNumber = (s: string) => SIGNALS[s] ?? 0;
+/** The shell's exit code for a process ended by `signal`: 128 + its number (SIGKILL → 137). */
+const signalNumber = (signal: string) => (osConstants.signals as Record<string, number>)[signal] ?? 0;

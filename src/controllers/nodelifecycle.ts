@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { KubeObject, Condition } from '../api/meta.ts';
 import { setCondition } from '../api/meta.ts';
 import { Node, Task } from '../api/kinds/index.ts';
-import type { NodeStatus } from '../api/kinds/node.ts';
+import { readyCondition, type NodeStatus } from '../api/kinds/node.ts';
+import { FINISHED_TASK_PHASES } from '../api/kinds/task.ts';
 import type { Registry } from '../apiserver/registry.ts';
 import { timestamp } from '../apiserver/registry.ts';
 import { ApiError } from '../apiserver/errors.ts';
@@ -23,11 +24,7 @@ export const REASON_HEARTBEAT_LOST = 'NodeStatusUnknown';
 /** Kubernetes' node-monitor-grace-period is 40 s; agents post every 10 s. */
 export const DEFAULT_NODE_GRACE_SECONDS = 40;
 
-const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Lost']);
 
-export function isNodeReady(node: KubeObject | undefined): boolean {
-  return ((node?.status as NodeStatus | undefined)?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready')?.status === 'True';
-}
 
 export interface NodeLifecycleOptions {
   /** Seconds without a heartbeat before a node is lost. */
@@ -109,7 +106,7 @@ export class NodeLifecycleController {
         const lastSeen = this.seen.get(name)!.at;
         if (now - lastSeen <= this.graceMs) continue;
         try {
-          const ready = (st.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
+          const ready = readyCondition(node);
           if (ready?.reason !== REASON_HEARTBEAT_LOST) await this.markLost(node, new Date(now));
           // Also after a restart of the control plane in the middle of marking it.
           await this.failTasks(node.metadata.name);
@@ -141,7 +138,7 @@ export class NodeLifecycleController {
       const phase = (t.status as { phase?: string } | undefined)?.phase ?? '';
       const ns = t.metadata.namespace;
       try {
-        if (!TERMINAL.has(phase)) {
+        if (!FINISHED_TASK_PHASES.has(phase)) {
           await this.registry.patch(Task, ns, t.metadata.name, 'merge', {
             status: { phase: 'Failed', reason: REASON_NODE_LOST, message: `node ${nodeName} stopped posting heartbeats`, finishTime: timestamp() },
           }, { subresource: 'status' });

@@ -3,7 +3,7 @@
 import type { KubeObject } from '../api/meta.ts';
 import type { TopologyLevel } from '../api/schema.ts';
 import { parseQuantity, quantityToNumber } from '../api/quantity.ts';
-import type { NodeStatus, NodeSpec } from '../api/kinds/node.ts';
+import { isNodeReady, type NodeStatus, type NodeSpec } from '../api/kinds/node.ts';
 import type { TopologyDomainSpec } from '../api/kinds/topologydomain.ts';
 import type { AcceleratorClassSpec } from '../api/kinds/acceleratorclass.ts';
 import type { CompleteCheckpoint, GangSchedulingGroupSpec } from '../api/kinds/gangschedulinggroup.ts';
@@ -44,11 +44,10 @@ function attributesOf(gpu: NonNullable<NodeStatus['gpus']>[number], cls: Acceler
 export function nodeInput(obj: KubeObject, classes: ReadonlyMap<string, AcceleratorClassSpec>): NodeInput {
   const spec = (obj.spec ?? {}) as NodeSpec;
   const status = (obj.status ?? {}) as NodeStatus;
-  const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   return {
     name: obj.metadata.name,
     labels: obj.metadata.labels ?? {},
-    ready,
+    ready: isNodeReady(obj),
     unschedulable: spec.unschedulable ?? false,
     leaf: spec.topologyDomain,
     cpuMilli: Math.round(amount(status.capacity?.cpu) * 1000),

@@ -68,7 +68,16 @@ export const NodeStatus = StatusStruct({
 export type NodeStatus = Static<typeof NodeStatus>;
 
 const nodeStatus = (o: KubeObject) => (o.status ?? {}) as NodeStatus;
-const readyOf = (o: KubeObject) => (nodeStatus(o).conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready')?.status ?? 'Unknown';
+
+/** A Node's Ready condition, as its agent (or the node lifecycle controller) set it. */
+export function readyCondition(o: KubeObject | undefined): Condition | undefined {
+  return ((o?.status as NodeStatus | undefined)?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
+}
+
+/** Ready=True: the node takes new members and its agent is alive. */
+export const isNodeReady = (o: KubeObject | undefined): boolean => readyCondition(o)?.status === 'True';
+
+const readyOf = (o: KubeObject) => readyCondition(o)?.status ?? 'Unknown';
 
 export const Node: KindDefinition = {
   group: GROUP, version: VERSION, kind: 'Node', plural: 'nodes', singular: 'node',

@@ -4,6 +4,11 @@ import { ProcessFields, DeviceAssignment, MemberCheckpoint } from './workload.ts
 
 export const TaskPhase = ['Pending', 'Bound', 'Running', 'Succeeded', 'Failed', 'Lost'] as const;
 
+/** Phases after which the Task's process is gone (and its devices are free). */
+export const FINISHED_TASK_PHASES: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Lost']);
+/** Phases in which a member counts as failed for its gang. */
+export const FAILED_TASK_PHASES: ReadonlySet<string> = new Set(['Failed', 'Lost']);
+
 export const TaskSpec = Struct({
   gangName: Type.Optional(Type.String({ description: 'The GangSchedulingGroup (or InferenceService replica gang) this member belongs to.' })),
   role: Type.Optional(Type.String()),

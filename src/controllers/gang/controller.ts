@@ -14,7 +14,7 @@ import { EventRecorder } from '../events.ts';
 import { watchKind, type LocalInformer } from '../informer.ts';
 import { WorkQueue } from '../workqueue.ts';
 import { reconcileGang, type GangDecision } from './lifecycle.ts';
-import { isNodeReady } from '../nodelifecycle.ts';
+import { isNodeReady } from '../../api/kinds/node.ts';
 
 export const GANG_CONTROLLER = 'k8s4ai-gang-controller';
 

@@ -17,15 +17,12 @@ import { setCondition } from '../../api/meta.ts';
 import { parseDuration, formatDuration } from '../../api/duration.ts';
 import type { CheckpointPolicySpec } from '../../api/kinds/checkpointpolicy.ts';
 import { gangGpus, type GangSchedulingGroupSpec, type CompleteCheckpoint } from '../../api/kinds/gangschedulinggroup.ts';
-import type { TaskSpec } from '../../api/kinds/task.ts';
+import { FAILED_TASK_PHASES, FINISHED_TASK_PHASES, type TaskSpec } from '../../api/kinds/task.ts';
 import { gangAttempt, CONDITION_SCHEDULED } from '../../scheduler/controller/binding.ts';
 import { checkpointCompletion, checkpointInterval } from './checkpoints.ts';
 
 export const CONDITION_PREEMPTION = 'PreemptionNotice';
 
-/** Task phases after which the member's process is gone. */
-const FAILED_PHASES: ReadonlySet<string> = new Set(['Failed', 'Lost']);
-const TERMINAL_PHASES: ReadonlySet<string> = new Set(['Failed', 'Lost', 'Succeeded']);
 
 /** How long after a member's failure the gang waits for its peers' reports before acting. */
 export const FAILURE_SETTLE_MS = 1500;
@@ -156,7 +153,7 @@ export function reconcileGang(view: GangView): GangDecision {
       const expected = status.placements?.length ?? current.length;
       // The first to fail is the cause; the others mostly failed because it did.
       const failed = current
-        .filter((t) => FAILED_PHASES.has(taskStatus(t).phase ?? ''))
+        .filter((t) => FAILED_TASK_PHASES.has(taskStatus(t).phase ?? ''))
         .sort((a, b) => (Date.parse((a.status as { finishTime?: string }).finishTime ?? '') || Infinity) - (Date.parse((b.status as { finishTime?: string }).finishTime ?? '') || Infinity))[0];
       const scheduledAt = Date.parse(status.scheduledTime ?? '') || now.getTime();
       const missing = current.length < expected && now.getTime() - scheduledAt >= MISSING_TASK_GRACE_MS
@@ -169,7 +166,7 @@ export function reconcileGang(view: GangView): GangDecision {
         // (Only when the report says when it failed; without that there is nothing to order by.)
         const finished = Date.parse((failed.status as { finishTime?: string }).finishTime ?? '');
         const settle = finished + FAILURE_SETTLE_MS;
-        const running = current.some((t) => !TERMINAL_PHASES.has(taskStatus(t).phase ?? ''));
+        const running = current.some((t) => !FINISHED_TASK_PHASES.has(taskStatus(t).phase ?? ''));
         if (finished && running && now.getTime() < settle) {
           decision.wakeAt = settle;
           break;
@@ -221,7 +218,7 @@ export function reconcileGang(view: GangView): GangDecision {
 
     case 'Failed':
       // A failed gang keeps no member running.
-      stopAll(view.tasks.filter((t) => !TERMINAL_PHASES.has(taskStatus(t).phase ?? '')));
+      stopAll(view.tasks.filter((t) => !FINISHED_TASK_PHASES.has(taskStatus(t).phase ?? '')));
       break;
 
     default:
@@ -262,7 +259,7 @@ function fail(
   const max = maxRestartsOf(spec, policy);
   if (permanent || restarts >= max) {
     // The failed records stay for people to read; the members still running stop.
-    decision.stop.push(...current.filter((t) => !isDeleting(t) && !TERMINAL_PHASES.has(taskStatus(t).phase ?? '')));
+    decision.stop.push(...current.filter((t) => !isDeleting(t) && !FINISHED_TASK_PHASES.has(taskStatus(t).phase ?? '')));
     const why = permanent ? `exit code ${exitCode} is permanent in the CheckpointPolicy` : `restarted ${restarts} time${restarts === 1 ? '' : 's'}, the limit`;
     set({ phase: 'Failed', completionTime: now.toISOString(), lastFailure, checkpointRequest: undefined });
     decision.events.push({ type: 'Warning', reason: 'GangFailed', message: `${what}; the gang failed (${why})` });

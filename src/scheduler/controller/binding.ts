@@ -7,7 +7,7 @@ import type { Condition, KubeObject } from '../../api/meta.ts';
 import { setCondition } from '../../api/meta.ts';
 import { formatQuantity, NANO_PER_UNIT } from '../../api/quantity.ts';
 import { gangGpus, type GangSchedulingGroupSpec } from '../../api/kinds/gangschedulinggroup.ts';
-import type { TaskSpec } from '../../api/kinds/task.ts';
+import { FINISHED_TASK_PHASES, type TaskSpec } from '../../api/kinds/task.ts';
 import type { DeviceAssignment } from '../../api/kinds/workload.ts';
 import { timestamp } from '../../apiserver/registry.ts';
 import type { NodeState } from '../cache/cluster.ts';
@@ -21,8 +21,6 @@ export const LABEL_SERVICE = 'k8s4ai.io/inferenceservice';
 export const LABEL_REPLICA = 'k8s4ai.io/replica';
 export const CONDITION_SCHEDULED = 'Scheduled';
 
-/** Task phases after which a Task holds nothing (its process is gone). */
-const TERMINAL_PHASES: ReadonlySet<string> = new Set(['Succeeded', 'Failed']);
 
 export interface GangStatusShape {
   phase?: string;
@@ -96,7 +94,8 @@ export function taskHolding(obj: KubeObject): TaskHolding | undefined {
   const spec = obj.spec as TaskSpec | undefined;
   if (!spec?.nodeName) return undefined;
   const phase = (obj.status as { phase?: string } | undefined)?.phase;
-  if (phase && TERMINAL_PHASES.has(phase)) return undefined;
+  // A finished Task holds nothing: its process is gone.
+  if (phase && FINISHED_TASK_PHASES.has(phase)) return undefined;
   const ns = obj.metadata.namespace ?? 'default';
   const holder = spec.gangName ? `${ns}/${spec.gangName}` : `task:${ns}/${obj.metadata.name}`;
   const r = spec.resources ?? {};
