@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
@@ -50,6 +50,37 @@ const okJson: Handler = (_req, res, body) => {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 };
+
+/**
+ * A backend that holds requests until release() (all of them, or those `hold` picks), for
+ * tests that need a request in flight.
+ */
+async function gatedBackend(hold: (body: Record<string, unknown>) => boolean = () => true): Promise<{ slow: Fake; release: () => void }> {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = await fakeBackend(async (req, res, body) => {
+    if (hold(body)) await gate;
+    okJson(req, res, body);
+  });
+  return { slow, release };
+}
+
+/** `k8s4ai router` as a process in front of `backend`, once it says where it listens. */
+async function routerProcess(backend: string, extra: string[], timeoutMs: number): Promise<{ child: ChildProcessWithoutNullStreams; url: string; out: () => string; err: () => string }> {
+  const bin = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'router', '--backend', backend, '--port', '0', '--tenant', `a=${hashApiKey(KEY_A)}`, '--log-level', 'warn', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  try {
+    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, timeoutMs);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return { child, url: /listening on (http:\/\/\S+)/.exec(out)![1]!, out: () => out, err: () => err };
+}
 
 async function fakeBackend(handler: Handler = okJson, models: string[] = ['m']): Promise<Fake> {
   const sockets = new Set<Socket>();
@@ -214,12 +245,7 @@ test('503 with a JSON error when no backend is ready', async () => {
 });
 
 test('429 with Retry-After when every ready backend is at its bound; per-tenant maxInFlight too', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const slow = await fakeBackend(async (req, res, body) => {
-    await gate;
-    okJson(req, res, body);
-  });
+  const { slow, release } = await gatedBackend();
   const r = await router({ backends: [slow.url], maxInFlightPerBackend: 1, tenants: [TENANTS[0]!, { ...TENANTS[1]!, maxInFlight: 1 }] });
   try {
     const first = post(r, chat('one'));
@@ -548,12 +574,7 @@ test('/v1/models is the union of the ready backends\' models; /metrics and /heal
 });
 
 test('close() drains: no new requests, those in flight finish', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const slow = await fakeBackend(async (req, res, body) => {
-    await gate;
-    okJson(req, res, body);
-  });
+  const { slow, release } = await gatedBackend();
   const r = await router({ backends: [slow.url] });
   const held = post(r, chat('in flight'));
   await until(() => slow.received.length === 1, 'request at the backend');
@@ -571,21 +592,12 @@ test('close() drains: no new requests, those in flight finish', async () => {
 });
 
 test('`k8s4ai router` exits 0 after draining on SIGTERM', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const slow = await fakeBackend(async (req, res, body) => {
-    await gate;
-    okJson(req, res, body);
-  });
-  const bin = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'router', '--backend', slow.url, '--port', '0', '--tenant', `a=${hashApiKey(KEY_A)}`, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { slow, release } = await gatedBackend();
+  let spawned: ChildProcessWithoutNullStreams | undefined;
   try {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, 20_000);
-    const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+    const proc = await routerProcess(slow.url, [], 20_000);
+    const child = (spawned = proc.child);
+    const url = proc.url;
     // The first health check makes the backend ready.
     for (let i = 0; i < 100; i++) {
       const res = await request(`${url}/healthz`);
@@ -605,29 +617,21 @@ test('`k8s4ai router` exits 0 after draining on SIGTERM', async () => {
     assert.equal(await exited, 0);
   } finally {
     release();
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (spawned && spawned.exitCode === null) spawned.kill('SIGKILL');
     await slow.close();
   }
 });
 
 test('`k8s4ai router --workers 2` serves requests and exits 0 after its workers drain on SIGTERM', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const slow = await fakeBackend(async (req, res, body) => {
-    if ((body as { messages?: { content?: string }[] }).messages?.[0]?.content === 'hold') await gate;
-    okJson(req, res, body);
-  });
-  const bin = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'router', '--backend', slow.url, '--port', '0', '--tenant', `a=${hashApiKey(KEY_A)}`, '--log-level', 'warn', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { slow, release } = await gatedBackend((body) => (body as { messages?: { content?: string }[] }).messages?.[0]?.content === 'hold');
   const fresh = new Agent({ pipelining: 0 });
+  let spawned: ChildProcessWithoutNullStreams | undefined;
   try {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, 30_000);
-    assert.match(out, /2 workers/);
-    const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+    const proc = await routerProcess(slow.url, ['--workers', '2'], 30_000);
+    const child = (spawned = proc.child);
+    const url = proc.url;
+    const err = proc.err;
+    assert.match(proc.out(), /2 workers/);
     // Every worker health-checks the backend on its own; a new connection each time (no
     // keep-alive) lets the primary hand them to both workers.
     const ask = async (content: string) =>
@@ -656,10 +660,10 @@ test('`k8s4ai router --workers 2` serves requests and exits 0 after its workers 
     const answer = await held;
     assert.equal(answer.statusCode, 200);
     await answer.body.dump();
-    assert.equal(await exited, 0, err);
+    assert.equal(await exited, 0, err());
   } finally {
     release();
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (spawned && spawned.exitCode === null) spawned.kill('SIGKILL');
     await fresh.close();
     await slow.close();
   }
