@@ -16,6 +16,7 @@
 // routing history for that backend; on each (re)connect `onKvReset` fires first, because
 // events missed during the gap make the old picture unreliable.
 import { Pool } from 'undici';
+import { UpstreamPool } from './upstream.ts';
 import type { Logger } from 'pino';
 import type { BackendLoad } from './types.ts';
 
@@ -76,7 +77,10 @@ export class Backend implements BackendLoad {
   readonly url: string;
   /** Prefix of every request path (a backend URL may carry one). */
   readonly basePath: string;
+  /** Health checks, /v1/models and KV events. */
   readonly pool: Pool;
+  /** The proxied completions (see upstream.ts for why not undici). */
+  readonly upstream: UpstreamPool;
   ready = false;
   inFlight = 0;
   outstandingPrefillTokens = 0;
@@ -101,6 +105,7 @@ export class Backend implements BackendLoad {
     // undici's keep-alive defaults stay: a shorter idle timeout than the engine's (uvicorn: 5 s)
     // keeps the router from reusing a socket the engine is closing.
     this.pool = new Pool(u.origin, { connections: null, connectTimeout: connectTimeoutMs });
+    this.upstream = new UpstreamPool(u.origin, { connectTimeoutMs });
   }
 }
 
@@ -169,6 +174,7 @@ export class BackendSet {
     this.opts.log?.info({ backend: b.id }, 'backend removed');
     // close() lets requests in flight (streams included) finish before the sockets go.
     void b.pool.close().catch(() => undefined);
+    b.upstream.close();
   }
 
   private setReady(b: Backend, ready: boolean): void {
@@ -307,6 +313,7 @@ export class BackendSet {
     clearInterval(this.timer);
     const all = [...this.backends.values()];
     for (const b of all) b.kvAbort?.abort();
+    for (const b of all) b.upstream.close();
     await Promise.all(all.map((b) => b.pool.close().catch(() => undefined)));
   }
 
@@ -316,6 +323,7 @@ export class BackendSet {
     clearInterval(this.timer);
     const all = [...this.backends.values()];
     for (const b of all) b.kvAbort?.abort();
+    for (const b of all) b.upstream.destroy();
     await Promise.all(all.map((b) => b.pool.destroy().catch(() => undefined)));
   }
 }

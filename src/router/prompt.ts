@@ -8,7 +8,7 @@
 // hashes are chained: each covers its block and everything before it. The chain is seeded
 // by the model and the tenant's cache salt, so equal prompts of different tenants (or
 // models) never share a hash, and a conversation's next turn shares its earlier turns'.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** Characters per token, for sizing blocks without a tokenizer. */
 export const CHARS_PER_TOKEN = 4;
@@ -68,7 +68,7 @@ export function chainSeed(model: string, salt: string): string {
   const input = `k8s4ai-prefix\u0000${model}\u0000${salt}`;
   let seed = seedCache.get(input);
   if (seed === undefined) {
-    seed = createHash('sha256').update(input).digest('hex').slice(0, 16);
+    seed = hash('sha256', input, 'hex').slice(0, 16);
     // Bounded (many models × tenants, or junk model names): drop the oldest.
     if (seedCache.size >= SEED_CACHE_MAX) seedCache.delete(seedCache.keys().next().value!);
     seedCache.set(input, seed);
@@ -83,7 +83,8 @@ export function blockHashes(text: string, blockTokens: number, model: string, sa
   const hashes: string[] = [];
   let prev = chainSeed(model, salt);
   for (let i = 0; i < text.length; i += size) {
-    prev = createHash('sha256').update(prev).update(text.slice(i, i + size)).digest('hex').slice(0, 16);
+    // One-shot hashing (no Hash object per block); the same digest as hashing prev, then the block.
+    prev = hash('sha256', prev + text.slice(i, i + size), 'hex').slice(0, 16);
     hashes.push(prev);
   }
   return { hashes, tokens: Math.ceil(text.length / CHARS_PER_TOKEN), chars: text.length };

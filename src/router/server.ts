@@ -19,12 +19,12 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
 import { promptBlocks } from './prompt.ts';
 import type { RouteRequest, RoutingPolicy } from './types.ts';
 import { PrefixIndex } from './prefix-index.ts';
 import { createPolicy, isPolicyName, POLICY_NAMES, type PolicyOptions } from './policies/registry.ts';
 import { BackendSet, type Backend, type BackendSetOptions } from './backends.ts';
+import type { UpstreamConnection, UpstreamError, UpstreamHandler } from './upstream.ts';
 import { TenantTable, type Tenant, type TenantSpec } from './tenants.ts';
 import { RouterMetrics } from './metrics.ts';
 import type { ContentRouterRef, ContentRouterLink } from './content-router.ts';
@@ -142,6 +142,8 @@ interface Exchange {
   req: IncomingMessage;
   res: ServerResponse;
   path: string;
+  /** The client's Accept header, forwarded. */
+  accept: string | undefined;
   tenant: Tenant;
   payload: Buffer;
   route: RouteRequest;
@@ -212,6 +214,32 @@ function onReqError(this: IncomingMessage): void {
 }
 
 const NO_CHUNKS: Buffer[] = [];
+
+/**
+ * The three request headers the proxy path reads, from the raw list: cheaper than node's
+ * `req.headers`, which builds an object of every header on first use. The first of repeated
+ * fields counts (node keeps the first Authorization and Content-Length too).
+ */
+function proxyHeaders(raw: readonly string[]): { authorization: string | undefined; contentLength: string | undefined; accept: string | undefined } {
+  let authorization: string | undefined;
+  let contentLength: string | undefined;
+  let accept: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    switch (name.length) {
+      case 6:
+        if (accept === undefined && name.toLowerCase() === 'accept') accept = raw[i + 1];
+        break;
+      case 13:
+        if (authorization === undefined && name.toLowerCase() === 'authorization') authorization = raw[i + 1];
+        break;
+      case 14:
+        if (contentLength === undefined && name.toLowerCase() === 'content-length') contentLength = raw[i + 1];
+        break;
+    }
+  }
+  return { authorization, contentLength, accept };
+}
 
 export async function startRouter(options: RouterOptions = {}): Promise<Router> {
   let link: ContentRouterLink | undefined;
@@ -409,12 +437,13 @@ class RouterCore implements Router {
 
   private proxy(req: IncomingMessage, res: ServerResponse, path: string): void {
     const started = performance.now();
+    const h = proxyHeaders(req.rawHeaders);
     if (this.draining) {
       this.metrics.request(503, '-');
       this.refuse(req, res, 503, 'server_error', 'the router is shutting down; retry on another replica', RouterErrorCode.DRAINING, { 'retry-after': '1' });
       return;
     }
-    const tenant = this.tenants.authenticate(req.headers.authorization);
+    const tenant = this.tenants.authenticate(h.authorization);
     if (!tenant) {
       this.metrics.request(401, '-');
       this.refuse(req, res, 401, 'authentication_error', 'a valid API key is required (Authorization: Bearer <key>)', RouterErrorCode.UNAUTHORIZED, { 'www-authenticate': 'Bearer' });
@@ -426,7 +455,7 @@ class RouterCore implements Router {
       return;
     }
     const max = this.config.maxBodyBytes;
-    const declared = req.headers['content-length'];
+    const declared = h.contentLength;
     if (declared !== undefined && Number(declared) > max) {
       this.metrics.request(413, tenant.name);
       this.refuse(req, res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE);
@@ -435,7 +464,7 @@ class RouterCore implements Router {
     tenant.inFlight++;
     this.active++;
     const x: Exchange = {
-      core: this, req, res, path, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
+      core: this, req, res, path, accept: h.accept, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
       attempt: 0, tried: [], clientGone: false, finished: false, attempt_: undefined, lastError: undefined, lastTimeout: false,
       chunks: [], size: 0, tooBig: false,
     };
@@ -515,17 +544,14 @@ class RouterCore implements Router {
   private send(x: Exchange, b: Backend, uncached: number): void {
     const attempt = new Attempt(this, x, b, uncached);
     x.attempt_ = attempt;
-    const accept = x.req.headers.accept;
-    b.pool.dispatch({
-      path: b.basePath + x.path,
-      method: 'POST',
-      // A flat list: undici takes it as it is, where an object is walked key by key.
-      headers: accept === undefined ? ANY_UPSTREAM_HEADERS : accept === JSON_TYPE ? JSON_UPSTREAM_HEADERS : accept === 'text/event-stream' ? SSE_UPSTREAM_HEADERS : ['content-type', JSON_TYPE, 'accept', accept],
-      body: x.payload,
-      // The attempt's own timer bounds the wait (first byte, then idle between chunks).
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    }, attempt);
+    const accept = x.accept;
+    const lines = accept === undefined ? ANY_UPSTREAM_HEADERS : accept === JSON_TYPE ? JSON_UPSTREAM_HEADERS : accept === 'text/event-stream' ? SSE_UPSTREAM_HEADERS : `content-type: ${JSON_TYPE}\r\naccept: ${accept}\r\n`;
+    try {
+      attempt.conn = b.upstream.post(b.basePath + x.path, lines, x.payload, attempt);
+    } catch (err) {
+      // The backend's pool closed under us (it was removed a moment ago).
+      attempt.onError(err as UpstreamError);
+    }
   }
 
   /** @internal An attempt failed before its first byte: retry elsewhere if allowed, else answer. */
@@ -563,19 +589,19 @@ class RouterCore implements Router {
   }
 
   /**
-   * @internal Response headers for the client: the backend's raw ones (names as it spelled
-   * them, repeats kept), less the hop-by-hop ones, as the flat list writeHead takes without
+   * @internal Response headers for the client: the backend's (names as it spelled them,
+   * repeats kept), less the hop-by-hop ones, as the flat list writeHead takes without
    * building an object. Returns whether the body is an event stream.
    */
-  writeHead(x: Exchange, status: number, raw: readonly Buffer[] | undefined): boolean {
+  writeHead(x: Exchange, status: number, raw: readonly string[] | undefined): boolean {
     const h: string[] = [];
     let sse = false;
     if (raw) {
       for (let i = 0; i + 1 < raw.length; i += 2) {
-        const k = raw[i]!.toString('latin1');
+        const k = raw[i]!;
         const lower = k.toLowerCase();
         if (HOP_BY_HOP.has(lower)) continue;
-        const v = raw[i + 1]!.toString('latin1');
+        const v = raw[i + 1]!;
         if (lower === 'content-type' && v.startsWith('text/event-stream')) sse = true;
         h.push(k, v);
       }
@@ -679,13 +705,9 @@ class RouterCore implements Router {
 }
 
 /**
- * One attempt of an exchange at one backend, as an undici dispatch handler: the response's
- * chunks are written to the client as they arrive, with no intermediate stream, promise or
- * AbortSignal (the hot path's cost is mostly per-object overhead at this size). It speaks
- * undici's original handler interface (onConnect/onHeaders/onData/onComplete/onError), which
- * undici's core calls directly: the newer one goes through an adapter that allocates a
- * controller and parses the headers into an object on every request, only for them to be
- * walked again here.
+ * One attempt of an exchange at one backend, as the upstream client's handler: the
+ * response's chunks are written to the client as they arrive, with no intermediate stream,
+ * promise or AbortSignal (the hot path's cost is mostly per-object overhead at this size).
  *
  * States: waiting (sent, nothing back) → streaming (first body byte written to the client)
  * → done. `settled` marks the attempt as over for the router (released, retried or
@@ -698,9 +720,9 @@ class RouterCore implements Router {
  * the idle timeout (so a first byte arriving meanwhile cannot push its idle deadline past
  * the next check). Chunks only note their time.
  */
-class Attempt implements Dispatcher.DispatchHandler {
-  private abortUpstream: ((err: Error) => void) | undefined;
-  private resumeUpstream: (() => void) | undefined;
+class Attempt implements UpstreamHandler {
+  /** The connection the request went out on (set right after it was written). */
+  conn: UpstreamConnection | undefined;
   private timer: NodeJS.Timeout;
   private readonly sentAt: number;
   private lastAt = 0;
@@ -710,9 +732,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   private released = false;
   private prefillOpen = true;
   private first = false;
+  /** The response to the client was ended with the body's only chunk. */
+  private ended = false;
   private sse = false;
   private status = 0;
-  private headers: Buffer[] | undefined;
+  private headers: string[] | undefined;
   private prev: Buffer | undefined;
   private last: Buffer | undefined;
 
@@ -729,14 +753,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.release();
-    this.abortUpstream?.(new Error('the client went away'));
+    this.conn?.abort(this);
   }
 
   /** The client's socket drained: read on. */
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.resumeUpstream?.();
+    this.conn?.resume(this);
   }
 
   /** @internal The timer fired: time out, or wait on for the deadline that applies now. */
@@ -752,7 +776,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     this.timedOut = true;
     const why = this.first ? `no data from the backend for ${c.idleTimeoutMs} ms` : `no response within ${c.firstTokenTimeoutMs} ms`;
-    this.abortUpstream?.(new Error(why));
+    this.conn?.abort(this);
     this.fail(why);
   }
 
@@ -777,32 +801,24 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.core.failedEarly(this.x, this.b, why, this.timedOut);
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    // Given up before undici had a socket for it (timeout, client gone): cancel it now.
-    if (this.settled) abort(new Error('cancelled'));
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (this.settled) return true;
-    this.resumeUpstream = resume;
+  onHeaders(statusCode: number, headers: string[]): void {
+    if (this.settled) return;
     if (statusCode >= 500) {
       if (this.x.attempt < this.core.config.retries) {
         // Nothing has reached the client yet: another backend may answer better.
+        this.conn?.abort(this);
         this.fail(`HTTP ${statusCode}`);
-        this.abortUpstream?.(new Error(`HTTP ${statusCode}`));
-        return true;
+        return;
       }
       this.core.backends.reportFailure(this.b, `HTTP ${statusCode}`);
     } else {
       this.core.backends.reportSuccess(this.b);
     }
     this.status = statusCode;
-    this.headers = rawHeaders;
-    return true;
+    this.headers = headers;
   }
 
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer, last: boolean): boolean {
     if (this.settled) return true;
     const x = this.x;
     const now = performance.now();
@@ -817,8 +833,15 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.core.metrics.ttfb((now - x.started) / 1000);
       this.sse = this.core.writeHead(x, this.status, this.headers);
       this.headers = undefined;
-      // Headers, the first bytes and (for a small answer, which undici hands over in the same
-      // tick) the end go out in one write: one syscall instead of two or three, no added delay.
+      if (last) {
+        // The whole answer at once (a short completion): headers and body in one write.
+        this.last = chunk;
+        this.ended = true;
+        x.res.end(chunk);
+        return true;
+      }
+      // Headers, the first bytes and whatever else arrives in the same tick go out in one
+      // write: one syscall instead of two or three, no added delay.
       x.res.cork();
       process.nextTick(uncorkResponse, x.res);
     }
@@ -839,12 +862,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     const x = this.x;
     if (x.clientGone) return;
     if (!this.first) this.core.writeHead(x, this.status, this.headers);
-    x.res.end();
+    if (!this.ended) x.res.end();
     if (this.status === 200 && this.last) this.core.usage(this.prev, this.last);
     this.core.complete(x, this.status);
   }
 
-  onError(err: Error): void {
+  onError(err: UpstreamError): void {
     this.fail(err.message || String(err));
   }
 }
@@ -858,10 +881,10 @@ function onAttemptTimer(a: Attempt): void {
 }
 
 const EMPTY = Buffer.alloc(0);
-// The upstream request's headers for the common Accept values (undici only reads them).
-const ANY_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', '*/*'];
-const JSON_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', JSON_TYPE];
-const SSE_UPSTREAM_HEADERS: string[] = ['content-type', JSON_TYPE, 'accept', 'text/event-stream'];
+// The upstream request's header lines for the common Accept values.
+const ANY_UPSTREAM_HEADERS = `content-type: ${JSON_TYPE}\r\naccept: */*\r\n`;
+const JSON_UPSTREAM_HEADERS = `content-type: ${JSON_TYPE}\r\naccept: ${JSON_TYPE}\r\n`;
+const SSE_UPSTREAM_HEADERS = `content-type: ${JSON_TYPE}\r\naccept: text/event-stream\r\n`;
 const CONNECTION_CLOSE: OutgoingHttpHeaders = Object.freeze({ connection: 'close' });
 /** Headers about one connection, not the response (RFC 9110 §7.6.1): never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection']);

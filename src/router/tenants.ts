@@ -72,7 +72,7 @@ export class TenantTable {
   private keys: { digest: Buffer; tenant: Tenant }[] = [];
   private readonly byName = new Map<string, Tenant>();
   private anonymous: Tenant | undefined;
-  /** Least recently used first (Map order); see AUTH_CACHE_MAX. */
+  /** Oldest first (Map order); see AUTH_CACHE_MAX. */
   private readonly authCache = new Map<string, Tenant>();
 
   constructor(specs: readonly TenantSpec[] = [], private secret = 'k8s4ai-router') {
@@ -139,13 +139,10 @@ export class TenantTable {
   authenticate(authorization: string | undefined): Tenant | undefined {
     if (this.anonymous) return this.anonymous;
     if (authorization === undefined) return undefined;
+    // First in, first out: a key that falls out is hashed once more, cheaper than keeping
+    // the cache in recency order on every request.
     const cached = this.authCache.get(authorization);
-    if (cached) {
-      // Most recently used goes last.
-      this.authCache.delete(authorization);
-      this.authCache.set(authorization, cached);
-      return cached;
-    }
+    if (cached) return cached;
     if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
     const key = authorization.slice(7).trim();
     if (!key) return undefined;
