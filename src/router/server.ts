@@ -17,6 +17,7 @@
 // non-SSE body, which cannot be completed validly, has its connection reset. A client that
 // goes away aborts the upstream request, so the engine stops working for nobody.
 import { createServer, type IncomingMessage, type ServerResponse, type Server, type OutgoingHttpHeaders } from 'node:http';
+import { Inbound, type FastPathHandler, type FastResponse, type ProxyHeaders } from './inbound.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { promptBlocks } from './prompt.ts';
@@ -135,12 +136,16 @@ const SSE_ERROR_TYPE = 'upstream_error';
 /** Bytes of a response's tail searched for usage (prompt and cached tokens). */
 const USAGE_TAIL_BYTES = 8192;
 const MODELS_CACHE_MS = 2000;
+/** Idle client connections close after this long (longer than common load balancers' 60 s). */
+const KEEP_ALIVE_MS = 65_000;
+
+/** A client's response on either path: node's ServerResponse, or the fast path's (inbound.ts). */
+type ClientResponse = ServerResponse | FastResponse;
 
 /** One client request through its attempts. */
 interface Exchange {
   core: RouterCore;
-  req: IncomingMessage;
-  res: ServerResponse;
+  res: ClientResponse;
   path: string;
   /** The client's Accept header, forwarded. */
   accept: string | undefined;
@@ -172,15 +177,19 @@ const EXCHANGE = Symbol('k8s4ai.exchange');
 type WithExchange = { [EXCHANGE]?: Exchange };
 
 function onResClose(this: ServerResponse): void {
-  const x = (this as ServerResponse & WithExchange)[EXCHANGE]!;
   if (this.writableFinished) return;
+  clientGone((this as ServerResponse & WithExchange)[EXCHANGE]!);
+}
+
+/** The client went away before its response ended. */
+function clientGone(x: Exchange): void {
   x.clientGone = true;
   x.attempt_?.cancel();
   x.core.complete(x, 499);
 }
 
-function onResDrain(this: ServerResponse): void {
-  (this as ServerResponse & WithExchange)[EXCHANGE]?.attempt_?.resume();
+function onResDrain(this: ClientResponse): void {
+  (this as ClientResponse & WithExchange)[EXCHANGE]?.attempt_?.resume();
 }
 
 function onReqData(this: IncomingMessage, c: Buffer): void {
@@ -220,7 +229,7 @@ const NO_CHUNKS: Buffer[] = [];
  * `req.headers`, which builds an object of every header on first use. The first of repeated
  * fields counts (node keeps the first Authorization and Content-Length too).
  */
-function proxyHeaders(raw: readonly string[]): { authorization: string | undefined; contentLength: string | undefined; accept: string | undefined } {
+function proxyHeaders(raw: readonly string[]): ProxyHeaders {
   let authorization: string | undefined;
   let contentLength: string | undefined;
   let accept: string | undefined;
@@ -313,6 +322,7 @@ class RouterCore implements Router {
   private idleWaiters: (() => void)[] = [];
   private modelsCache: { at: number; body: Buffer } | undefined;
   private readonly drainTimeoutMs: number;
+  private readonly inbound: Inbound<Exchange>;
 
   constructor(config: RouterConfig, options: RouterOptions) {
     validateConfig(config);
@@ -337,16 +347,24 @@ class RouterCore implements Router {
     });
     this.metrics = new RouterMetrics(() => this.backends.all());
     // No request or header timeouts of node's own beyond the defaults: a completion may stream
-    // for many minutes; the per-attempt timers below bound the upstream side.
-    this.server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    // for many minutes; the per-attempt timers below bound the upstream side. This server
+    // does not listen: the inbound listener hands it the connections its fast path does not
+    // take (see inbound.ts).
+    this.server = createServer({ noDelay: true, keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => this.handle(req, res));
+    this.inbound = new Inbound(this.server, this.fastPath, { keepAliveMs: KEEP_ALIVE_MS });
   }
 
   listen(port: number, address: string): Promise<void> {
+    const listener = this.inbound.listener;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, address, () => {
-        this.server.off('error', reject);
-        const a = this.server.address() as AddressInfo;
+      listener.once('error', reject);
+      listener.listen(port, address, () => {
+        listener.off('error', reject);
+        // The node:http server never listens itself; 'listening' is what starts its
+        // connection tracking (header and request timeouts, closeIdleConnections) for the
+        // connections handed to it.
+        this.server.emit('listening');
+        const a = listener.address() as AddressInfo;
         this.port = a.port;
         const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${a.port}`;
@@ -414,13 +432,13 @@ class RouterCore implements Router {
     this.error(res, 405, 'invalid_request_error', `${method} is not allowed on ${path}`, RouterErrorCode.METHOD_NOT_ALLOWED);
   }
 
-  private json(res: ServerResponse, status: number, body: unknown, headers?: OutgoingHttpHeaders): void {
+  private json(res: ClientResponse, status: number, body: unknown, headers?: OutgoingHttpHeaders): void {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), ...(this.draining ? { connection: 'close' } : {}), ...headers });
     res.end(text);
   }
 
-  private error(res: ServerResponse, status: number, type: string, message: string, code: RouterErrorCode, headers?: OutgoingHttpHeaders): void {
+  private error(res: ClientResponse, status: number, type: string, message: string, code: RouterErrorCode, headers?: OutgoingHttpHeaders): void {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -428,52 +446,74 @@ class RouterCore implements Router {
     this.json(res, status, { error: { message, type, param: null, code } }, headers);
   }
 
-  /** An error answered before the body was read: a big or unsized body closes the connection instead of being drained. */
-  private refuse(req: IncomingMessage, res: ServerResponse, status: number, type: string, message: string, code: RouterErrorCode, headers: OutgoingHttpHeaders = {}): void {
-    const len = Number(req.headers['content-length'] ?? NaN);
-    if (!(len <= 65_536) && !req.complete) headers = { ...headers, connection: 'close' };
-    this.error(res, status, type, message, code, headers);
+  /** An error answered before the body was read: a big body still unread closes the connection instead of being drained. */
+  private refuse(res: ClientResponse, bodyUnread: boolean, status: number, type: string, message: string, code: RouterErrorCode, headers: OutgoingHttpHeaders = {}): void {
+    this.error(res, status, type, message, code, bodyUnread ? { ...headers, connection: 'close' } : headers);
   }
 
+  /** node:http's path: admit, then read the body through the request's stream. */
   private proxy(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const started = performance.now();
     const h = proxyHeaders(req.rawHeaders);
-    if (this.draining) {
-      this.metrics.request(503, '-');
-      this.refuse(req, res, 503, 'server_error', 'the router is shutting down; retry on another replica', RouterErrorCode.DRAINING, { 'retry-after': '1' });
-      return;
-    }
-    const tenant = this.tenants.authenticate(h.authorization);
-    if (!tenant) {
-      this.metrics.request(401, '-');
-      this.refuse(req, res, 401, 'authentication_error', 'a valid API key is required (Authorization: Bearer <key>)', RouterErrorCode.UNAUTHORIZED, { 'www-authenticate': 'Bearer' });
-      return;
-    }
-    if (tenant.maxInFlight !== undefined && tenant.inFlight >= tenant.maxInFlight) {
-      this.metrics.request(429, tenant.name);
-      this.refuse(req, res, 429, 'rate_limit_error', `tenant ${tenant.name} has ${tenant.inFlight} requests in flight, its limit`, RouterErrorCode.TENANT_LIMIT, { 'retry-after': '1' });
-      return;
-    }
-    const max = this.config.maxBodyBytes;
-    const declared = h.contentLength;
-    if (declared !== undefined && Number(declared) > max) {
-      this.metrics.request(413, tenant.name);
-      this.refuse(req, res, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE);
-      return;
-    }
-    tenant.inFlight++;
-    this.active++;
-    const x: Exchange = {
-      core: this, req, res, path, accept: h.accept, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
-      attempt: 0, tried: [], clientGone: false, finished: false, attempt_: undefined, lastError: undefined, lastTimeout: false,
-      chunks: [], size: 0, tooBig: false,
-    };
+    const len = Number(h.contentLength ?? NaN);
+    const x = this.admit(res, path, h, !(len <= 65_536) && !req.complete);
+    if (!x) return;
     (res as ServerResponse & WithExchange)[EXCHANGE] = x;
     (req as IncomingMessage & WithExchange)[EXCHANGE] = x;
     res.on('close', onResClose);
     req.on('data', onReqData);
     req.on('end', onReqEnd);
     req.on('error', onReqError);
+  }
+
+  /** @internal The fast path's side (inbound.ts): the same admission, the body handed over whole. */
+  readonly fastPath: FastPathHandler<Exchange> = {
+    request: (res, path, h, bodyUnread) => {
+      const x = this.admit(res, path, h, bodyUnread);
+      if (x) (res as FastResponse & WithExchange)[EXCHANGE] = x;
+      return x;
+    },
+    body: (x, body) => {
+      if (!x.finished) this.start(x, body);
+    },
+    clientGone,
+  };
+
+  /**
+   * The checks before a completion's body is read (draining, key, tenant limit, declared
+   * size): answers a refusal and returns undefined, or counts the request in.
+   */
+  private admit(res: ClientResponse, path: string, h: ProxyHeaders, bodyUnread: boolean): Exchange | undefined {
+    const started = performance.now();
+    if (this.draining) {
+      this.metrics.request(503, '-');
+      this.refuse(res, bodyUnread, 503, 'server_error', 'the router is shutting down; retry on another replica', RouterErrorCode.DRAINING, { 'retry-after': '1' });
+      return undefined;
+    }
+    const tenant = this.tenants.authenticate(h.authorization);
+    if (!tenant) {
+      this.metrics.request(401, '-');
+      this.refuse(res, bodyUnread, 401, 'authentication_error', 'a valid API key is required (Authorization: Bearer <key>)', RouterErrorCode.UNAUTHORIZED, { 'www-authenticate': 'Bearer' });
+      return undefined;
+    }
+    if (tenant.maxInFlight !== undefined && tenant.inFlight >= tenant.maxInFlight) {
+      this.metrics.request(429, tenant.name);
+      this.refuse(res, bodyUnread, 429, 'rate_limit_error', `tenant ${tenant.name} has ${tenant.inFlight} requests in flight, its limit`, RouterErrorCode.TENANT_LIMIT, { 'retry-after': '1' });
+      return undefined;
+    }
+    const max = this.config.maxBodyBytes;
+    const declared = h.contentLength;
+    if (declared !== undefined && Number(declared) > max) {
+      this.metrics.request(413, tenant.name);
+      this.refuse(res, bodyUnread, 413, 'invalid_request_error', `the request body exceeds ${max} bytes`, RouterErrorCode.BODY_TOO_LARGE);
+      return undefined;
+    }
+    tenant.inFlight++;
+    this.active++;
+    return {
+      core: this, res, path, accept: h.accept, tenant, payload: EMPTY, route: undefined as unknown as RouteRequest, started,
+      attempt: 0, tried: [], clientGone: false, finished: false, attempt_: undefined, lastError: undefined, lastTimeout: false,
+      chunks: [], size: 0, tooBig: false,
+    };
   }
 
   /** @internal The body grew past maxBodyBytes while it was read. */
@@ -681,14 +721,19 @@ class RouterCore implements Router {
     return this.closing;
   }
 
+  private closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+    this.inbound.closeIdle();
+  }
+
   private async drain(): Promise<void> {
     this.draining = true;
     await this.link?.stop();
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
+    const closed = new Promise<void>((r) => this.inbound.listener.close(() => r()));
+    this.closeIdleConnections();
     if (this.active > 0) {
       // Keep-alive connections that finish their request are closed as they go idle.
-      const sweep = setInterval(() => this.server.closeIdleConnections(), 100);
+      const sweep = setInterval(() => this.closeIdleConnections(), 100);
       const idle = new Promise<void>((r) => this.idleWaiters.push(r));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.drainTimeoutMs)));
@@ -698,6 +743,9 @@ class RouterCore implements Router {
       if (late) this.log?.warn({ inFlight: this.active }, 'drain timed out; cutting the remaining requests');
     }
     this.server.closeAllConnections();
+    this.inbound.closeAll();
+    // Stops the node:http server's connection checks (it has no listening socket to close).
+    this.server.close(noop);
     await closed;
     if (this.active > 0) await this.backends.destroy();
     else await this.backends.close();
@@ -872,7 +920,7 @@ class Attempt implements UpstreamHandler {
   }
 }
 
-function uncorkResponse(res: ServerResponse): void {
+function uncorkResponse(res: ClientResponse): void {
   res.uncork();
 }
 
@@ -906,3 +954,5 @@ export function spliceSalt(raw: Buffer, salt: string, nonEmpty: boolean): Buffer
   const member = Buffer.from(`"cache_salt":${JSON.stringify(salt)}${nonEmpty ? ',' : ''}`);
   return Buffer.concat([raw.subarray(i, i + 1), member, raw.subarray(i + 1)]);
 }
+
+function noop(): void {}

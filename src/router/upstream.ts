@@ -14,8 +14,9 @@
 // dropped) or by the connection's close; no body for 1xx, 204 and 304; interim 1xx
 // responses skipped; `Connection: close` and HTTP/1.0 responses end the connection's reuse;
 // bytes after a response on a connection with nothing asked make it unusable.
-// What it refuses: a response head over 64 KiB, a malformed status line or chunk size,
-// Content-Length values that disagree, and a Transfer-Encoding other than chunked last.
+// What it refuses: a response head over 64 KiB, a malformed status line, header line (bare
+// CR or LF included) or chunk size, Content-Length values that disagree, and a
+// Transfer-Encoding other than chunked last.
 //
 // One request at a time per connection (no pipelining); connections are opened as needed
 // (the router bounds requests per backend) and closed after `keepAliveMs` idle, shorter than
@@ -409,7 +410,8 @@ export class UpstreamConnection {
       const line = next < 0 ? text.slice(start) : text.slice(start, next);
       p = next;
       const colon = line.indexOf(':');
-      if (colon <= 0) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
+      // A bare CR or LF inside a field would let a backend split the client's response.
+      if (colon <= 0 || line.includes('\n') || line.includes('\r')) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
       headers.push(name, value);
