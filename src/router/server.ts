@@ -3,12 +3,13 @@
 // salt), asks the routing policy for a backend among the ready ones under their bound, and
 // proxies the request there, streaming the answer back as it comes.
 //
-// The hot path is kept lean: node:http with no framework, the body read once and parsed
-// once (needed for the blocks), the tenant's `cache_salt` spliced into the raw bytes rather
-// than re-serializing the body (unless the client sent a cache_salt of its own, which is
-// overwritten), one undici Pool with keep-alive per backend, the response body written to
-// the client chunk by chunk with backpressure, and metrics that are plain counters until
-// scraped.
+// The hot path is kept lean: completions arrive through the inbound fast path (inbound.ts;
+// node:http serves everything else, through the same admission and proxy code), the body is
+// read once and parsed once (needed for the blocks), the tenant's `cache_salt` is spliced
+// into the raw bytes rather than re-serializing the body (unless the client sent a
+// cache_salt of its own, which is overwritten), the request goes out over the backend's
+// keep-alive connections in one write (upstream.ts), the response body is written to the
+// client chunk by chunk with backpressure, and metrics are plain counters until scraped.
 //
 // Resilience: response headers go to the client only with the first body byte, so a request
 // that fails before it (connection refused, reset, 5xx, first-token timeout) can be retried
