@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
+import { jsonIntegerAfter, spliceSalt, startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
 import { hashApiKey, deriveSalt } from '../src/router/tenants.ts';
 import { startEngine, type EngineServer } from '../src/engine/server.ts';
 import { ApiClient } from '../src/client/client.ts';
@@ -780,4 +780,23 @@ test('router flags: tenants from a file and from --tenant, durations, quantities
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('usage numbers are read from a response tail without decoding it', () => {
+  const key = Buffer.from('"cached_tokens"');
+  assert.equal(jsonIntegerAfter(Buffer.from('{"usage":{"prompt_tokens_details":{"cached_tokens":128}}}'), key), 128);
+  assert.equal(jsonIntegerAfter(Buffer.from('{"cached_tokens" :\n\t 7,'), key), 7);
+  assert.equal(jsonIntegerAfter(Buffer.from('{"cached_tokens":0}'), key), 0);
+  assert.equal(jsonIntegerAfter(Buffer.from('{"cached_tokens":null}'), key), undefined);
+  assert.equal(jsonIntegerAfter(Buffer.from('{"cached_tokens"}'), key), undefined);
+  assert.equal(jsonIntegerAfter(Buffer.from('{"prompt_tokens":5}'), key), undefined);
+});
+
+test('the tenant salt is spliced in as the first member, the rest of the bytes untouched', () => {
+  const raw = Buffer.from('\ufeff  {"model":"m", "messages":[{"role":"user","content":"hé"}]}');
+  const out = JSON.parse(spliceSalt(raw, 'salt-1', true).toString('utf8')) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(out), ['cache_salt', 'model', 'messages']);
+  assert.equal(out.cache_salt, 'salt-1');
+  assert.deepEqual(out.messages, [{ role: 'user', content: 'hé' }]);
+  assert.deepEqual(JSON.parse(spliceSalt(Buffer.from('{}'), 's"q', false).toString()), { cache_salt: 's"q' });
 });

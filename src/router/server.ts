@@ -662,13 +662,17 @@ class RouterCore implements Router {
   /** Reads usage.prompt_tokens and prompt_tokens_details.cached_tokens from a response's tail. */
   /** @internal */
   usage(prev: Buffer | undefined, last: Buffer): void {
-    if (last.indexOf('"cached_tokens"') < 0 && !(prev && prev.indexOf('"cached_tokens"') >= 0)) return;
-    let tail = prev ? Buffer.concat([prev, last]) : last;
+    let tail = last;
+    if (last.indexOf(CACHED_TOKENS_KEY) < 0) {
+      if (!prev || prev.indexOf(CACHED_TOKENS_KEY) < 0) return;
+      tail = Buffer.concat([prev, last]);
+    } else if (prev && last.indexOf(PROMPT_TOKENS_KEY) < 0) {
+      tail = Buffer.concat([prev, last]);
+    }
     if (tail.length > USAGE_TAIL_BYTES) tail = tail.subarray(tail.length - USAGE_TAIL_BYTES);
-    const text = tail.toString('utf8');
-    const p = /"prompt_tokens"\s*:\s*(\d+)/.exec(text);
-    const c = /"cached_tokens"\s*:\s*(\d+)/.exec(text);
-    if (p && c) this.metrics.engineUsage(Number(p[1]), Number(c[1]));
+    const p = jsonIntegerAfter(tail, PROMPT_TOKENS_KEY);
+    const c = jsonIntegerAfter(tail, CACHED_TOKENS_KEY);
+    if (p !== undefined && c !== undefined) this.metrics.engineUsage(p, c);
   }
 
   /** @internal */
@@ -930,6 +934,26 @@ function onAttemptTimer(a: Attempt): void {
 }
 
 const EMPTY = Buffer.alloc(0);
+const PROMPT_TOKENS_KEY = Buffer.from('"prompt_tokens"');
+const CACHED_TOKENS_KEY = Buffer.from('"cached_tokens"');
+
+/** The integer after the first `key` and its colon in `buf` (JSON whitespace allowed), read without decoding the buffer. */
+export function jsonIntegerAfter(buf: Buffer, key: Buffer): number | undefined {
+  const at = buf.indexOf(key);
+  if (at < 0) return undefined;
+  let i = skipJsonSpace(buf, at + key.length);
+  if (buf[i] !== 0x3a) return undefined;
+  i = skipJsonSpace(buf, i + 1);
+  const start = i;
+  let n = 0;
+  while (i < buf.length && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30);
+  return i > start ? n : undefined;
+}
+
+function skipJsonSpace(buf: Buffer, i: number): number {
+  while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x0a || buf[i] === 0x0d)) i++;
+  return i;
+}
 // The upstream request's header lines for the common Accept values.
 const ANY_UPSTREAM_HEADERS = `content-type: ${JSON_TYPE}\r\naccept: */*\r\n`;
 const JSON_UPSTREAM_HEADERS = `content-type: ${JSON_TYPE}\r\naccept: ${JSON_TYPE}\r\n`;
