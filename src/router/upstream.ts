@@ -68,6 +68,8 @@ export interface UpstreamPoolOptions {
 const MAX_HEAD_BYTES = 64 * 1024;
 const CRLF = 0x0a0d; // "\r\n" read as a little-endian uint16
 const HEAD_END = Buffer.from('\r\n\r\n');
+/** RFC 9110 §5.6.2 token characters. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Where a connection's parser is within a response. */
 const Phase = {
@@ -187,8 +189,13 @@ export class UpstreamConnection {
   /** @internal */ idleSince = 0;
   private handler: UpstreamHandler | undefined;
   private phase: Phase = Phase.Idle;
-  /** Bytes of an incomplete head, chunk-size line or trailer kept from the last read. */
+  /**
+   * Bytes kept from the last read: an incomplete head, chunk-size line or trailer, or what
+   * was not parsed yet when the handler asked to pause.
+   */
   private rest: Buffer | undefined;
+  /** The handler asked to pause (onData returned false) and has not resumed. */
+  private paused = false;
   private remaining = 0;
   private keepAlive = true;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -214,6 +221,7 @@ export class UpstreamConnection {
     this.handler = handler;
     this.phase = Phase.Head;
     this.keepAlive = true;
+    this.paused = false;
     this.socket.write(bytes);
   }
 
@@ -224,9 +232,14 @@ export class UpstreamConnection {
     this.close();
   }
 
-  /** Reads on after `onData` returned false. */
+  /** Reads on after `onData` returned false: first what was held back, then the socket. */
   resume(handler: UpstreamHandler): void {
-    if (this.handler === handler) this.socket.resume();
+    if (this.handler !== handler || !this.paused) return;
+    this.paused = false;
+    const held = this.rest;
+    this.rest = undefined;
+    if (held) this.parseChecked(held);
+    if (!this.paused && !this.gone) this.socket.resume();
   }
 
   /** @internal */
@@ -261,13 +274,17 @@ export class UpstreamConnection {
     const h = this.handler;
     if (!h || wasGone) return;
     this.handler = undefined;
-    if (this.phase === Phase.UntilClose) {
-      // The body ran to the connection's end, as its framing said it would.
+    const err = this.lastError;
+    if (this.phase === Phase.UntilClose && !err) {
+      // The body ran to the connection's end, as its framing said it would (a reset instead
+      // of a clean close is a failure: the body may be cut short).
       this.phase = Phase.Idle;
+      const held = this.rest;
+      this.rest = undefined;
+      if (held) h.onData(held, false);
       h.onComplete();
       return;
     }
-    const err = this.lastError;
     this.phase = Phase.Idle;
     h.onError(
       err
@@ -288,12 +305,23 @@ export class UpstreamConnection {
       buf = Buffer.concat([this.rest, chunk]);
       this.rest = undefined;
     }
+    this.parseChecked(buf);
+  }
+
+  private parseChecked(buf: Buffer): void {
     try {
       this.parse(buf);
     } catch (err) {
       if (err instanceof UpstreamError) this.fail(err);
       else throw err;
     }
+  }
+
+  /** The handler asked to pause: keep what is left of `buf` for resume(). */
+  private hold(buf: Buffer, i: number): void {
+    this.paused = true;
+    this.socket.pause();
+    if (i < buf.length) this.rest = buf.subarray(i);
   }
 
   /** Runs the parser over `buf` for the current handler; stops when the response ends. */
@@ -311,6 +339,7 @@ export class UpstreamConnection {
             if (i < len) this.rest = buf.subarray(i);
             return;
           }
+          if (end - i > MAX_HEAD_BYTES) throw parseError('the response head exceeds 64 KiB');
           i = this.head(buf, i, end);
           // A response without a body ends with its head.
           if ((this.phase as Phase) === Phase.Idle) return this.finish(buf, i);
@@ -326,10 +355,11 @@ export class UpstreamConnection {
           const done = this.phase === Phase.Length && this.remaining === 0;
           if (done) {
             this.phase = Phase.Idle;
-            if (take > 0 && !h.onData(slice, true)) this.socket.pause();
+            // The end follows at once: a pause asked now has nothing left to hold back.
+            if (take > 0) h.onData(slice, true);
             return this.finish(buf, i);
           }
-          if (!h.onData(slice, false)) this.socket.pause();
+          if (!h.onData(slice, false)) return this.hold(buf, i);
           break;
         }
         case Phase.ChunkSize: {
@@ -354,7 +384,7 @@ export class UpstreamConnection {
           i += take;
           this.remaining -= take;
           if (this.remaining === 0) this.phase = Phase.ChunkEnd;
-          if (!h.onData(slice, false)) this.socket.pause();
+          if (!h.onData(slice, false)) return this.hold(buf, i);
           break;
         }
         case Phase.ChunkEnd: {
@@ -413,6 +443,8 @@ export class UpstreamConnection {
       // A bare CR or LF inside a field would let a backend split the client's response.
       if (colon <= 0 || line.includes('\n') || line.includes('\r')) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
       const name = line.slice(0, colon);
+      // A field name is a token: no whitespace before the colon (RFC 9112 §5.1), no separators.
+      if (!TOKEN.test(name)) throw parseError(`invalid header name ${JSON.stringify(name.slice(0, 60))}`);
       const value = line.slice(colon + 1).trim();
       headers.push(name, value);
       // Only the framing headers matter here; test their length first (most are neither).
@@ -463,9 +495,12 @@ export class UpstreamConnection {
 
   /** The response is complete at buf[i]: reuse or close the connection, then tell the handler. */
   private finish(buf: Buffer, i: number): void {
-    const h = this.handler!;
+    const h = this.handler;
+    // Aborted from its own callback: the connection is closed already.
+    if (!h) return;
     this.handler = undefined;
     this.rest = undefined;
+    this.paused = false;
     if (this.keepAlive && i >= buf.length && !this.gone) {
       this.socket.resume();
       this.pool.release(this);
