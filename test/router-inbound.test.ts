@@ -5,44 +5,19 @@
 // malformed lines), with the fast-path-shaped requests after it on the same connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
 import { hashApiKey } from '../src/router/tenants.ts';
+import { fakeBackend as startFakeBackend, sleep, until, type FakeHandler } from './helpers/router.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const SALT_A = 'salt-of-a';
 const TENANTS = [{ name: 'a', apiKeyHashes: [hashApiKey(KEY_A)], cacheSalt: SALT_A }];
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 // ---- a fake backend that records the raw bodies it gets ----
 
-interface Received {
-  path: string;
-  raw: Buffer;
-  body: Record<string, unknown>;
-  /** Resolves when the router's request to this backend closes (ended or aborted). */
-  closed: Promise<void>;
-  aborted: () => boolean;
-}
-
-interface Fake {
-  url: string;
-  received: Received[];
-  close(): Promise<void>;
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>) => void | Promise<void>;
+type Handler = FakeHandler;
 
 /** The prompt of a chat or completion body. */
 function promptOf(body: Record<string, unknown>): string {
@@ -58,48 +33,7 @@ const echo: Handler = (req, res, body) => {
   res.end(text);
 };
 
-async function fakeBackend(handler: Handler = echo): Promise<Fake> {
-  const sockets = new Set<Socket>();
-  let server!: Server;
-  const fake: Fake = {
-    url: '',
-    received: [],
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-  server = createServer((req, res) => {
-    if (req.url === '/health') {
-      res.writeHead(200).end('ok');
-      return;
-    }
-    if (req.url === '/v1/models' || req.url === '/v1/kv/events') {
-      res.writeHead(404).end();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const body = JSON.parse(raw.toString()) as Record<string, unknown>;
-      let aborted = false;
-      const closed = new Promise<void>((r) => res.on('close', () => {
-        aborted = !res.writableFinished;
-        r();
-      }));
-      fake.received.push({ path: req.url!, raw, body, closed, aborted: () => aborted });
-      void handler(req, res, body);
-    });
-  });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return fake;
-}
+const fakeBackend = (handler: Handler = echo) => startFakeBackend(handler);
 
 async function router(opts: RouterOptions): Promise<Router> {
   const r = await startRouter({ tenants: TENANTS, health: { healthIntervalMs: 100 }, drainTimeoutMs: 5000, ...opts });

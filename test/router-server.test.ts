@@ -3,8 +3,8 @@
 // cache, prefix affinity, metrics, drain, and a router bound to a ContentRouter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { startEngine, type EngineServer } from '../src/engine/server.ts';
 import { ApiClient } from '../src/client/client.ts';
 import { ContentRouter, Task } from '../src/api/kinds/index.ts';
 import { startTestControlPlane } from './helpers/controlplane.ts';
+import { fakeBackend as startFakeBackend, until, type FakeBackend, type FakeHandler } from './helpers/router.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const KEY_B = 'sk-tenant-b-9876543210';
@@ -24,26 +25,10 @@ const TENANTS = [
 ];
 const QUICK_HEALTH = { healthIntervalMs: 100 } as const;
 
-// ---- a fake OpenAI backend whose every answer the test scripts ----
+// ---- a fake OpenAI backend whose every answer the test scripts (test/helpers/router.ts) ----
 
-interface Received {
-  path: string;
-  body: Record<string, unknown>;
-  headers: IncomingMessage['headers'];
-  /** Resolves when the router's request to this backend closes (ended or aborted). */
-  closed: Promise<void>;
-  aborted: () => boolean;
-}
-
-interface Fake {
-  url: string;
-  received: Received[];
-  healthy: boolean;
-  server: Server;
-  close(): Promise<void>;
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>) => void | Promise<void>;
+type Fake = FakeBackend;
+type Handler = FakeHandler;
 
 const okJson: Handler = (_req, res, body) => {
   const text = JSON.stringify({ id: 'x', object: 'chat.completion', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11 } });
@@ -82,52 +67,7 @@ async function routerProcess(backend: string, extra: string[], timeoutMs: number
   return { child, url: /listening on (http:\/\/\S+)/.exec(out)![1]!, out: () => out, err: () => err };
 }
 
-async function fakeBackend(handler: Handler = okJson, models: string[] = ['m']): Promise<Fake> {
-  const sockets = new Set<Socket>();
-  const fake: Fake = {
-    url: '',
-    received: [],
-    healthy: true,
-    server: undefined as unknown as Server,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => fake.server.close(() => r()));
-    },
-  };
-  fake.server = createServer((req, res) => {
-    if (req.url === '/health') {
-      res.writeHead(fake.healthy ? 200 : 503).end(fake.healthy ? 'ok' : 'no');
-      return;
-    }
-    if (req.url === '/v1/models') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model' })) }));
-      return;
-    }
-    if (req.url === '/v1/kv/events') {
-      res.writeHead(404).end();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
-      let aborted = false;
-      const closed = new Promise<void>((r) => res.on('close', () => {
-        aborted = !res.writableFinished;
-        r();
-      }));
-      fake.received.push({ path: req.url!, body, headers: req.headers, closed, aborted: () => aborted });
-      void handler(req, res, body);
-    });
-  });
-  fake.server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', () => r()));
-  fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
-  return fake;
-}
+const fakeBackend = (handler: Handler = okJson, models?: string[]) => startFakeBackend(handler, models);
 
 /** A port with nothing listening. */
 async function deadUrl(): Promise<string> {
@@ -158,14 +98,6 @@ async function post(r: Router, body: unknown, key: string | null = KEY_A, opts: 
     signal: opts.signal,
   });
   return res;
-}
-
-async function until(check: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;

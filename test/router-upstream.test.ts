@@ -7,23 +7,13 @@
 // closing an idle connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { sleep, until } from './helpers/router.ts';
 import { createServer as createNetServer, type AddressInfo, type Socket, type Server as NetServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import fc from 'fast-check';
 import { UpstreamPool, UpstreamError, UpstreamErrorCode, type UpstreamConnection, type UpstreamHandler } from '../src/router/upstream.ts';
 
 // ---- helpers -------------------------------------------------------------------------------
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `check` until true; the deadline is only a safety net, never an assertion on timing. */
-async function until(check: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** A handler that records everything it hears, and whether it heard it in the promised order. */
 interface Collector extends UpstreamHandler {
@@ -793,24 +783,6 @@ test('abort mid-response: the handler hears nothing more, the backend sees the s
   );
 });
 
-test('abort from inside onData (not the last slice) stops the rest of the same read', async () => {
-  await withRaw(
-    (s) => s.write(chunked(['aaa', 'bbb', 'ccc'])),
-    async (srv, pool) => {
-      let conn!: UpstreamConnection;
-      const c = collect((_chunk, _last, self) => {
-        conn.abort(self);
-        return true;
-      });
-      conn = pool.post('/', '', Buffer.from('{}'), c);
-      await srv.closed(0);
-      await sleep(20);
-      assert.deepEqual(c.events, ['headers 200', 'data 3']);
-      assert.equal(pool.connections, 0);
-    },
-  );
-});
-
 test('abort with a handler the connection no longer serves is a no-op', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -838,44 +810,34 @@ test('abort with a handler the connection no longer serves is a no-op', async ()
   );
 });
 
-test(
-  'abort from inside onHeaders of a bodiless response (the router retrying a 5xx)',
-  async () => {
+// The router aborts from inside the handler's own callbacks (a 5xx it retries, a client gone
+// mid-write): whatever the response's state then, nothing more is heard and the connection goes.
+for (const { what, response, abortIn, events } of [
+  { what: 'onData (not the last slice), the rest of the same read unread', response: chunked(['aaa', 'bbb', 'ccc']), abortIn: 'data', events: ['headers 200', 'data 3'] },
+  { what: 'onHeaders of a bodiless response (the router retrying a 5xx)', response: 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n', abortIn: 'headers', events: ['headers 503'] },
+  { what: 'onData of the last slice of a Content-Length body', response: ok('whole'), abortIn: 'data', events: ['headers 200', 'data 5 last'] },
+] as const) {
+  test(`abort from inside ${what}`, async () => {
     await withRaw(
-      (s) => s.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n'),
+      (s) => s.write(response),
       async (srv, pool) => {
         let conn!: UpstreamConnection;
-        const c = collect(undefined, (self) => conn.abort(self));
+        const c =
+          abortIn === 'data'
+            ? collect((_chunk, _last, self) => {
+                conn.abort(self);
+                return true;
+              })
+            : collect(undefined, (self) => conn.abort(self));
         conn = pool.post('/', '', Buffer.from('{}'), c);
         await srv.closed(0);
         await sleep(20);
-        assert.deepEqual(c.events, ['headers 503']);
+        assert.deepEqual(c.events, events);
         assert.equal(pool.connections, 0);
       },
     );
-  },
-);
-
-test(
-  'abort from inside onData of the last slice of a Content-Length body',
-  async () => {
-    await withRaw(
-      (s) => s.write(ok('whole')),
-      async (srv, pool) => {
-        let conn!: UpstreamConnection;
-        const c = collect((_chunk, _last, self) => {
-          conn.abort(self);
-          return true;
-        });
-        conn = pool.post('/', '', Buffer.from('{}'), c);
-        await srv.closed(0);
-        await sleep(20);
-        assert.deepEqual(c.events, ['headers 200', 'data 5 last']);
-        assert.equal(pool.connections, 0);
-      },
-    );
-  },
-);
+  });
+}
 
 // ---- 9. backpressure ---------------------------------------------------------------------
 
@@ -1074,36 +1036,22 @@ test('idle connections are closed after keepAliveMs', async () => {
   );
 });
 
-test('a backend closing an idle keep-alive connection: the pool forgets it and the next request opens a new one', async () => {
-  await withRaw(
-    (s, req) => {
-      s.write(ok(`c${req.conn}`));
-      // Like a server's own idle timeout, once the response is out.
-      if (req.conn === 0) setTimeout(() => s.end(), 20);
-    },
-    async (srv, pool) => {
-      assert.equal(assertComplete(await roundTrip(pool)), 'c0');
-      await srv.closed(0);
-      await until(() => pool.connections === 0, 'the pool to forget the closed connection');
-      assert.equal(assertComplete(await roundTrip(pool)), 'c1');
-      assert.equal(srv.accepted(), 2);
-      assert.equal(pool.connections, 1);
-    },
-  );
-});
-
-test('a backend resetting an idle keep-alive connection: the pool forgets it too', async () => {
-  await withRaw(
-    (s, req) => {
-      s.write(ok(`c${req.conn}`));
-      if (req.conn === 0) setTimeout(() => s.resetAndDestroy(), 20);
-    },
-    async (srv, pool) => {
-      assert.equal(assertComplete(await roundTrip(pool)), 'c0');
-      await srv.closed(0);
-      await until(() => pool.connections === 0, 'the pool to forget the reset connection');
-      assert.equal(assertComplete(await roundTrip(pool)), 'c1');
-      assert.equal(srv.accepted(), 2);
-    },
-  );
-});
+// Like a server's own idle timeout, once the response is out: a clean close, or a reset.
+for (const how of ['closing', 'resetting'] as const) {
+  test(`a backend ${how} an idle keep-alive connection: the pool forgets it and the next request opens a new one`, async () => {
+    await withRaw(
+      (s, req) => {
+        s.write(ok(`c${req.conn}`));
+        if (req.conn === 0) setTimeout(() => (how === 'closing' ? s.end() : s.resetAndDestroy()), 20);
+      },
+      async (srv, pool) => {
+        assert.equal(assertComplete(await roundTrip(pool)), 'c0');
+        await srv.closed(0);
+        await until(() => pool.connections === 0, 'the pool to forget the connection');
+        assert.equal(assertComplete(await roundTrip(pool)), 'c1');
+        assert.equal(srv.accepted(), 2);
+        assert.equal(pool.connections, 1);
+      },
+    );
+  });
+}
