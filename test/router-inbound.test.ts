@@ -698,25 +698,33 @@ test('drain: close() lets the request in flight finish with connection: close an
   }
 });
 
-test('a malformed header line on the fast path is node:http\'s: 400', async () => {
-  const fake = await fakeBackend();
-  const r = await router({ backends: [fake.url] });
-  const c = await RawClient.open(r.port);
-  const after = await RawClient.open(r.port);
-  try {
-    const body = chatBody('malformed');
-    await c.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nBad Header\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-    const res = await c.read();
-    assert.equal(res.status, 400);
-    await c.waitEnded();
-    assert.equal(fake.received.length, 0);
-    // The router serves on.
-    await after.write(chatReq('fine'));
-    assertEcho(await after.read(), 'fine');
-  } finally {
-    c.destroy();
-    after.destroy();
-    await r.close();
-    await fake.close();
-  }
-});
+// Heads node:http refuses: the fast path hands them over rather than deciding otherwise.
+for (const [what, head] of [
+  ['a header line without a colon', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nBad Header\r\nContent-Length: ${len}\r\n\r\n`],
+  ['whitespace before a colon', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length : ${len}\r\n\r\n`],
+  ['a field name that is not a token', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nX(y): 1\r\nContent-Length: ${len}\r\n\r\n`],
+  ['no Host header', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length: ${len}\r\n\r\n`],
+] as const) {
+  test(`${what} on the fast path is node:http's: 400`, async () => {
+    const fake = await fakeBackend();
+    const r = await router({ backends: [fake.url] });
+    const c = await RawClient.open(r.port);
+    const after = await RawClient.open(r.port);
+    try {
+      const body = chatBody('malformed');
+      await c.write(`${head(body.length)}${body}`);
+      const res = await c.read();
+      assert.equal(res.status, 400);
+      await c.waitEnded();
+      assert.equal(fake.received.length, 0);
+      // The router serves on.
+      await after.write(chatReq('fine'));
+      assertEcho(await after.read(), 'fine');
+    } finally {
+      c.destroy();
+      after.destroy();
+      await r.close();
+      await fake.close();
+    }
+  });
+}

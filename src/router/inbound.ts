@@ -20,6 +20,7 @@
 // response. Pipelined requests wait until the response before them is done.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { STATUS_CODES, type Server as HttpServer, type OutgoingHttpHeaders } from 'node:http';
+import { FIELD_NAME, HEAD_END } from './http1.ts';
 
 /** The request headers the proxy reads. */
 export interface ProxyHeaders {
@@ -55,7 +56,6 @@ const BODY_TIMEOUT_MS = 60_000;
 const MAX_PENDING_BYTES = 1024 * 1024;
 /** A refused request whose body is larger and not all here yet is told it is unread (see FastPathHandler.request). */
 const DRAIN_BODY_BYTES = 64 * 1024;
-const HEAD_END = Buffer.from('\r\n\r\n');
 const FAST_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
 
 /** The listener: accepts connections, serves fast-path requests, hands the rest to `http`. */
@@ -302,17 +302,18 @@ function readHead(text: string): FastHead | undefined {
   let contentLength: string | undefined;
   let accept: string | undefined;
   let close = false;
+  let host = false;
   while (eol >= 0) {
     const start = eol + 2;
     eol = text.indexOf('\r\n', start);
     const h = eol < 0 ? text.slice(start) : text.slice(start, eol);
     const colon = h.indexOf(':');
-    // No colon, an empty name, folded lines, whitespace before the colon, stray CR/LF: node's call.
+    // No colon, a name that is not a token (empty, whitespace before the colon, a folded
+    // line), stray CR/LF: node's call.
     if (colon <= 0) return undefined;
-    const c0 = h.charCodeAt(0);
-    const cEnd = h.charCodeAt(colon - 1);
-    if (c0 === 0x20 || c0 === 0x09 || cEnd === 0x20 || cEnd === 0x09 || h.includes('\n') || h.includes('\r')) return undefined;
-    const name = h.slice(0, colon).toLowerCase();
+    const rawName = h.slice(0, colon);
+    if (!FIELD_NAME.test(rawName) || h.includes('\n') || h.includes('\r')) return undefined;
+    const name = rawName.toLowerCase();
     const value = h.slice(colon + 1).trim();
     switch (name) {
       case 'authorization':
@@ -326,6 +327,9 @@ function readHead(text: string): FastHead | undefined {
       case 'accept':
         accept = accept === undefined ? value : `${accept}, ${value}`;
         break;
+      case 'host':
+        host = true;
+        break;
       case 'connection': {
         const v = value.toLowerCase();
         if (v.includes('upgrade')) return undefined;
@@ -338,7 +342,8 @@ function readHead(text: string): FastHead | undefined {
         return undefined;
     }
   }
-  if (contentLength === undefined) return undefined;
+  // node:http answers a request without Host (required in HTTP/1.1) with 400.
+  if (contentLength === undefined || !host) return undefined;
   return { path, headers: { authorization, contentLength, accept }, contentLength: Number(contentLength), close };
 }
 

@@ -25,6 +25,7 @@
 // first byte, which the router retries on another backend.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { FIELD_NAME, HEAD_END } from './http1.ts';
 
 /** Failures of the upstream client, with stable codes. */
 export const UpstreamErrorCode = {
@@ -67,9 +68,6 @@ export interface UpstreamPoolOptions {
 /** Largest response head accepted. */
 const MAX_HEAD_BYTES = 64 * 1024;
 const CRLF = 0x0a0d; // "\r\n" read as a little-endian uint16
-const HEAD_END = Buffer.from('\r\n\r\n');
-/** RFC 9110 §5.6.2 token characters. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Where a connection's parser is within a response. */
 const Phase = {
@@ -444,7 +442,7 @@ export class UpstreamConnection {
       if (colon <= 0 || line.includes('\n') || line.includes('\r')) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
       const name = line.slice(0, colon);
       // A field name is a token: no whitespace before the colon (RFC 9112 §5.1), no separators.
-      if (!TOKEN.test(name)) throw parseError(`invalid header name ${JSON.stringify(name.slice(0, 60))}`);
+      if (!FIELD_NAME.test(name)) throw parseError(`invalid header name ${JSON.stringify(name.slice(0, 60))}`);
       const value = line.slice(colon + 1).trim();
       headers.push(name, value);
       // Only the framing headers matter here; test their length first (most are neither).
