@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
 import { hashApiKey } from '../src/router/tenants.ts';
-import { fakeBackend as startFakeBackend, sleep, until, type FakeHandler } from './helpers/router.ts';
+import { fakeBackend as startFakeBackend, rawBackend, sleep, until, type FakeHandler } from './helpers/router.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const SALT_A = 'salt-of-a';
@@ -648,6 +648,32 @@ for (const how of ['FIN', 'destroy'] as const) {
   });
 }
 
+test('a connection closing after its response, to a client that stopped reading, is still cut by close()', async () => {
+  // The backend streams more than the sockets buffer, then goes silent: the router ends the
+  // response (idle timeout), and the connection is left flushing to a client that never reads.
+  const chunk = `data: ${'x'.repeat(64 * 1024)}\n\n`;
+  const be = await rawBackend((s) => {
+    s.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n');
+    for (let i = 0; i < 256; i++) s.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`);
+  });
+  const r = await router({ backends: [be.url], idleTimeoutMs: 300, drainTimeoutMs: 300 });
+  const c = connect(r.port, '127.0.0.1');
+  c.on('error', () => undefined);
+  try {
+    c.write(chatReq('never read', { extra: ['Connection: close'] }));
+    c.pause();
+    await until(() => r.inFlight() === 1, 'the request to start');
+    await until(() => r.inFlight() === 0, 'the response to end at the router');
+    let closed = false;
+    const closing = r.close().then(() => (closed = true));
+    await until(() => closed, 'close() to resolve');
+    await closing;
+  } finally {
+    c.destroy();
+    await be.close();
+  }
+});
+
 test('drain: close() lets the request in flight finish with connection: close and closes idle connections', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -704,6 +730,8 @@ for (const [what, head] of [
   ['whitespace before a colon', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length : ${len}\r\n\r\n`],
   ['a field name that is not a token', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nX(y): 1\r\nContent-Length: ${len}\r\n\r\n`],
   ['no Host header', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length: ${len}\r\n\r\n`],
+  ['a Content-Length padded with a vertical tab', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length: ${len}\u000b\r\n\r\n`],
+  ['a NUL in a header value', (len: number) => `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer ${KEY_A}\r\nX-A: a\u0000b\r\nContent-Length: ${len}\r\n\r\n`],
 ] as const) {
   test(`${what} on the fast path is node:http's: 400`, async () => {
     const fake = await fakeBackend();

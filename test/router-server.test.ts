@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { startEngine, type EngineServer } from '../src/engine/server.ts';
 import { ApiClient } from '../src/client/client.ts';
 import { ContentRouter, Task } from '../src/api/kinds/index.ts';
 import { startTestControlPlane } from './helpers/controlplane.ts';
-import { fakeBackend as startFakeBackend, until, type FakeBackend, type FakeHandler } from './helpers/router.ts';
+import { fakeBackend as startFakeBackend, rawBackend, until, type FakeBackend, type FakeHandler } from './helpers/router.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const KEY_B = 'sk-tenant-b-9876543210';
@@ -264,6 +264,67 @@ test('a backend dying mid-stream ends the client stream with an error event, not
     assert.match(text, /partial/);
     const events = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { error?: { code: string } });
     assert.equal(events.at(-1)?.error?.code, 'upstream_error');
+  } finally {
+    await r.close();
+    await fake.close();
+  }
+});
+
+test('an SSE answer with a Content-Length cut mid-stream resets the client connection rather than appending to a sized body', async () => {
+  // Bytes past the declared length would be read as the start of the next response.
+  const be = await rawBackend((s) => s.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 200\r\n\r\ndata: 1\n\n'));
+  const r = await router({ backends: [be.url], idleTimeoutMs: 200 });
+  try {
+    // A raw client, to see the bytes themselves.
+    const body = JSON.stringify(chat('sized', { stream: true }));
+    const socket = connect(r.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer ${KEY_A}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await closed;
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    assert.ok(got.endsWith('\r\n\r\ndata: 1\n\n'), `nothing after the backend's bytes: ${JSON.stringify(got.slice(-60))}`);
+    await until(() => r.inFlight() === 0, 'the request to finish');
+  } finally {
+    await r.close();
+    await be.close();
+  }
+});
+
+test('a backend answer that cannot be passed on is a 502 on both paths, and the router lives on', async () => {
+  // A control character in a header value: refused by the upstream parser (never forwarded,
+  // never thrown out of a socket event).
+  const be = await rawBackend((s) => s.write('HTTP/1.1 200 OK\r\nx-trace: a\u0001b\r\ncontent-length: 2\r\n\r\n{}'));
+  const r = await router({ backends: [be.url], health: { healthIntervalMs: 100, ejectAfter: 100 } });
+  try {
+    for (const path of ['/v1/chat/completions', '/v1/chat/completions?via=node-http']) {
+      const res = await post(r, chat('bad header'), KEY_A, { path });
+      assert.equal(res.statusCode, 502, path);
+      assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'upstream_error');
+    }
+    const health = await request(`${r.url}/healthz`);
+    assert.equal(health.statusCode, 200);
+    await health.body.dump();
+  } finally {
+    await r.close();
+    await be.close();
+  }
+});
+
+test('valid JSON nested past the stack\'s depth is a 400, not a crash', async () => {
+  const fake = await fakeBackend();
+  const r = await router({ backends: [fake.url] });
+  try {
+    const body = `{"model":"m","messages":[{"role":"user","content":${'['.repeat(20_000)}${']'.repeat(20_000)}}]}`;
+    const res = await post(r, body);
+    assert.equal(res.statusCode, 400);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'invalid_body');
+    const ok = await post(r, chat('after'));
+    assert.equal(ok.statusCode, 200);
+    await ok.body.dump();
+    assert.equal(fake.received.length, 1);
   } finally {
     await r.close();
     await fake.close();

@@ -597,6 +597,13 @@ test('malformed responses fail with K8S4AI_UPSTREAM_PARSE and close the connecti
     { name: 'header line without a colon', response: 'HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 2\r\n\r\nok', headersHeard: false },
     { name: 'header line with an empty name', response: 'HTTP/1.1 200 OK\r\n: value\r\ncontent-length: 2\r\n\r\nok', headersHeard: false },
     { name: 'transfer-encoding not ending in chunked', response: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\nhello', headersHeard: false },
+    { name: 'a control character in a header value', response: 'HTTP/1.1 200 OK\r\nx-trace: a\u0001b\r\ncontent-length: 2\r\n\r\nok', headersHeard: false },
+    { name: 'DEL in a header value', response: 'HTTP/1.1 200 OK\r\nx-trace: a\u007fb\r\ncontent-length: 2\r\n\r\nok', headersHeard: false },
+    {
+      name: 'content-length and transfer-encoding together (a split response)',
+      response: 'HTTP/1.1 200 OK\r\ncontent-length: 8\r\ntransfer-encoding: chunked\r\n\r\n2d\r\n{"ok":1}HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nEVIL\r\n0\r\n\r\n',
+      headersHeard: false,
+    },
   ];
   await withRaw(
     (s, req) => s.write(cases[Number(req.head.split(' ')[1]!.slice(1))]!.response),

@@ -20,7 +20,7 @@
 // response. Pipelined requests wait until the response before them is done.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { STATUS_CODES, type Server as HttpServer, type OutgoingHttpHeaders } from 'node:http';
-import { FIELD_NAME, HEAD_END } from './http1.ts';
+import { BAD_FIELD_VALUE, FIELD_NAME, HEAD_END, trimOws } from './http1.ts';
 
 /** The request headers the proxy reads. */
 export interface ProxyHeaders {
@@ -46,12 +46,19 @@ export interface FastPathHandler<T> {
 export interface InboundOptions {
   /** Idle keep-alive connections are closed after this long. */
   keepAliveMs: number;
+  /** A request's handling threw (its connection was closed). */
+  onError?(err: Error): void;
 }
 
 /** node:http's default limit on a request head. */
 const MAX_HEAD_BYTES = 16 * 1024;
-/** A request body that stalls this long (no bytes) closes its connection, as node:http's requestTimeout would. */
-const BODY_TIMEOUT_MS = 60_000;
+/** A request body that stalls this long (no bytes) closes its connection. */
+const BODY_STALL_MS = 60_000;
+/** A request whose body is not all in this long after its head closes its connection (node:http's requestTimeout). */
+const REQUEST_TIMEOUT_MS = 300_000;
+/** A connection closing after its last response may take this long to flush it to a slow reader. */
+const CLOSING_GRACE_MS = 30_000;
+
 /** Bytes of pipelined requests held while a response is in progress before reading pauses. */
 const MAX_PENDING_BYTES = 1024 * 1024;
 /** A refused request whose body is larger and not all here yet is told it is unread (see FastPathHandler.request). */
@@ -63,11 +70,13 @@ export class Inbound<T> {
   readonly listener: NetServer;
   private readonly connections = new Set<FastConnection<T>>();
   private readonly sweeper: NodeJS.Timeout;
+  /** @internal */ readonly onError: ((err: Error) => void) | undefined;
 
   constructor(readonly http: HttpServer, readonly handler: FastPathHandler<T>, private readonly options: InboundOptions) {
     // allowHalfOpen as node:http's own listener has it, so handed-off sockets behave as it
     // expects; the fast path treats a client's FIN as the client gone (see ended()).
     this.listener = createNetServer({ noDelay: true, allowHalfOpen: true }, (s) => this.connections.add(new FastConnection(this, s)));
+    this.onError = options.onError;
     this.sweeper = setInterval(() => this.sweep(), Math.min(5000, Math.max(250, options.keepAliveMs / 4)));
     this.sweeper.unref();
   }
@@ -79,11 +88,7 @@ export class Inbound<T> {
 
   private sweep(): void {
     const now = performance.now();
-    const idleLimit = now - this.options.keepAliveMs;
-    const bodyLimit = now - BODY_TIMEOUT_MS;
-    for (const c of this.connections) {
-      if (c.idle ? c.lastActive < idleLimit : c.bodyPending && c.lastActive < bodyLimit) c.close();
-    }
+    for (const c of this.connections) if (c.expired(now, this.options.keepAliveMs)) c.close();
   }
 
   /** Closes the fast path's connections that have no request in progress (node:http's are closed by its server). */
@@ -113,7 +118,13 @@ class FastConnection<T> {
   /** The request in progress was refused: its body is read and dropped. */
   private discard = false;
   /** @internal Close after the response in progress. */ closeAfter = false;
+  /** Destroyed or handed to node:http: no longer this listener's. */
   private closed = false;
+  /** Ending after its last response, until the socket closes (since `closingSince`). */
+  private closing = false;
+  private closingSince = 0;
+  /** When the request in progress had its head read. */
+  private requestSince = 0;
   /** In parse(): a response ending now does not start parsing again (the loop goes on). */
   private parsing = false;
   private readonly onData = (chunk: Buffer): void => this.data(chunk);
@@ -127,8 +138,17 @@ class FastConnection<T> {
     socket.on('error', noop);
   }
 
+  /** No request in progress (and not closing). */
   get idle(): boolean {
-    return this.res === undefined;
+    return this.res === undefined && !this.closing;
+  }
+
+  /** Whether the sweep at `now` should close this connection. */
+  expired(now: number, keepAliveMs: number): boolean {
+    if (this.closing) return now - this.closingSince > CLOSING_GRACE_MS;
+    if (this.res === undefined) return now - this.lastActive > keepAliveMs;
+    // A body still coming: stalled, or the whole request too slow.
+    return this.bodyNeed > 0 && (now - this.lastActive > BODY_STALL_MS || now - this.requestSince > REQUEST_TIMEOUT_MS);
   }
 
   /** Whether the request in progress still has body bytes to come. */
@@ -144,7 +164,18 @@ class FastConnection<T> {
   }
 
   private data(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    try {
+      this.read(chunk);
+    } catch (err) {
+      // A fault of the router's own in serving this request: it must not take the process
+      // (and every other request) down. The client sees its connection cut.
+      this.close();
+      this.inbound.onError?.(err as Error);
+    }
+  }
+
+  private read(chunk: Buffer): void {
     this.lastActive = performance.now();
     if (this.bodyNeed > 0) {
       const take = Math.min(this.bodyNeed, chunk.length);
@@ -194,6 +225,7 @@ class FastConnection<T> {
       this.body = here > 0 ? [buf.subarray(bodyStart, bodyStart + here)] : [];
       this.bodyHave = here;
       this.discard = false;
+      this.requestSince = this.lastActive;
       const res = new FastResponse(this);
       this.res = res;
       const state = this.inbound.handler.request(res, head.path, head.headers, this.bodyNeed > 0 && len > DRAIN_BODY_BYTES);
@@ -232,9 +264,10 @@ class FastConnection<T> {
     this.discard = false;
     this.lastActive = performance.now();
     if (this.closeAfter || this.socket.readableEnded) {
-      // Closed once what was written is flushed.
-      this.closed = true;
-      this.inbound.forget(this);
+      // Closed once what was written is flushed; tracked until then (a client that stops
+      // reading is cut after CLOSING_GRACE_MS, and by closeAll).
+      this.closing = true;
+      this.closingSince = this.lastActive;
       const s = this.socket;
       s.end(() => s.destroy());
       return;
@@ -248,7 +281,8 @@ class FastConnection<T> {
    * that is the client gone, also mid-response: a stream it stopped reading is cancelled.
    */
   private ended(): void {
-    this.close();
+    // Already ending after its last response: let that finish flushing.
+    if (!this.closing) this.close();
   }
 
   private gone(): void {
@@ -309,12 +343,12 @@ function readHead(text: string): FastHead | undefined {
     const h = eol < 0 ? text.slice(start) : text.slice(start, eol);
     const colon = h.indexOf(':');
     // No colon, a name that is not a token (empty, whitespace before the colon, a folded
-    // line), stray CR/LF: node's call.
+    // line), control characters (stray CR/LF included): node's call.
     if (colon <= 0) return undefined;
     const rawName = h.slice(0, colon);
-    if (!FIELD_NAME.test(rawName) || h.includes('\n') || h.includes('\r')) return undefined;
+    if (!FIELD_NAME.test(rawName) || BAD_FIELD_VALUE.test(h)) return undefined;
     const name = rawName.toLowerCase();
-    const value = h.slice(colon + 1).trim();
+    const value = trimOws(h.slice(colon + 1));
     switch (name) {
       case 'authorization':
         if (authorization !== undefined) return undefined;
@@ -408,7 +442,7 @@ export class FastResponse {
   /** Appends one header field to the head being built, noting the ones that decide framing. */
   private header(name: string, value: unknown): void {
     const v = Array.isArray(value) ? value.join(', ') : String(value);
-    if (v.includes('\n') || v.includes('\r') || name.includes('\n') || name.includes('\r')) throw new Error(`FastResponse: invalid header ${JSON.stringify(name)}`);
+    if (!FIELD_NAME.test(name) || BAD_FIELD_VALUE.test(v)) throw new Error(`FastResponse: invalid header ${JSON.stringify(name)}`);
     switch (name.length) {
       case 4:
         if (name.toLowerCase() === 'date') this.hasDate = true;
@@ -495,3 +529,4 @@ export class FastResponse {
 }
 
 function noop(): void {}
+

@@ -352,7 +352,10 @@ class RouterCore implements Router {
     // does not listen: the inbound listener hands it the connections its fast path does not
     // take (see inbound.ts).
     this.server = createServer({ noDelay: true, keepAliveTimeout: KEEP_ALIVE_MS }, (req, res) => this.handle(req, res));
-    this.inbound = new Inbound(this.server, this.fastPath, { keepAliveMs: KEEP_ALIVE_MS });
+    this.inbound = new Inbound(this.server, this.fastPath, {
+      keepAliveMs: KEEP_ALIVE_MS,
+      onError: (err) => this.log?.error({ err }, 'a request failed inside the router; its connection was closed'),
+    });
   }
 
   listen(port: number, address: string): Promise<void> {
@@ -544,7 +547,15 @@ class RouterCore implements Router {
       x.payload = spliceSalt(raw, salt, hasKeys(body));
     }
     const { blockTokens } = this.config;
-    const blocks = promptBlocks(body, blockTokens, salt);
+    let blocks: ReturnType<typeof promptBlocks>;
+    try {
+      blocks = promptBlocks(body, blockTokens, salt);
+    } catch (err) {
+      // Valid JSON can still be beyond reading (nesting past the stack's depth).
+      this.error(x.res, 400, 'invalid_request_error', `the prompt cannot be read: ${(err as Error).message}`, RouterErrorCode.INVALID_BODY);
+      this.complete(x, 400);
+      return;
+    }
     x.route = { blocks: blocks.hashes, promptTokens: blocks.tokens, blockTokens };
     this.dispatch(x);
   }
@@ -632,11 +643,14 @@ class RouterCore implements Router {
   /**
    * @internal Response headers for the client: the backend's (names as it spelled them,
    * repeats kept), less the hop-by-hop ones, as the flat list writeHead takes without
-   * building an object. Returns whether the body is an event stream.
+   * building an object. Returns whether the body is an event stream the router may end with
+   * an error event of its own: SSE without a Content-Length (bytes past a declared length
+   * would be read as the next response).
    */
   writeHead(x: Exchange, status: number, raw: readonly string[] | undefined): boolean {
     const h: string[] = [];
     let sse = false;
+    let sized = false;
     if (raw) {
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const k = raw[i]!;
@@ -644,12 +658,13 @@ class RouterCore implements Router {
         if (HOP_BY_HOP.has(lower)) continue;
         const v = raw[i + 1]!;
         if (lower === 'content-type' && v.startsWith('text/event-stream')) sse = true;
+        else if (lower === 'content-length') sized = true;
         h.push(k, v);
       }
     }
     if (this.draining) h.push('connection', 'close');
     x.res.writeHead(status, h);
-    return sse;
+    return sse && !sized;
   }
 
   private upstreamFailed(x: Exchange): void {

@@ -14,9 +14,11 @@
 // dropped) or by the connection's close; no body for 1xx, 204 and 304; interim 1xx
 // responses skipped; `Connection: close` and HTTP/1.0 responses end the connection's reuse;
 // bytes after a response on a connection with nothing asked make it unusable.
-// What it refuses: a response head over 64 KiB, a malformed status line, header line (bare
-// CR or LF included) or chunk size, Content-Length values that disagree, and a
-// Transfer-Encoding other than chunked last.
+// What it refuses: a response head over 64 KiB, a malformed status line, header line (field
+// names that are not tokens, control characters, a bare CR or LF among them) or chunk size,
+// Content-Length values that disagree, Content-Length and Transfer-Encoding together, and a
+// Transfer-Encoding other than chunked last. A handler that throws fails its request
+// (K8S4AI_UPSTREAM_HANDLER) instead of the process.
 //
 // One request at a time per connection (no pipelining); connections are opened as needed
 // (the router bounds requests per backend) and closed after `keepAliveMs` idle, shorter than
@@ -25,7 +27,7 @@
 // first byte, which the router retries on another backend.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { FIELD_NAME, HEAD_END } from './http1.ts';
+import { BAD_FIELD_VALUE, FIELD_NAME, HEAD_END, trimOws } from './http1.ts';
 
 /** Failures of the upstream client, with stable codes. */
 export const UpstreamErrorCode = {
@@ -34,6 +36,8 @@ export const UpstreamErrorCode = {
   SOCKET: 'K8S4AI_UPSTREAM_SOCKET',
   PARSE: 'K8S4AI_UPSTREAM_PARSE',
   DESTROYED: 'K8S4AI_UPSTREAM_DESTROYED',
+  /** The handler threw while taking the response (it could not be passed on). */
+  HANDLER: 'K8S4AI_UPSTREAM_HANDLER',
 } as const;
 export type UpstreamErrorCode = (typeof UpstreamErrorCode)[keyof typeof UpstreamErrorCode];
 
@@ -310,8 +314,8 @@ export class UpstreamConnection {
     try {
       this.parse(buf);
     } catch (err) {
-      if (err instanceof UpstreamError) this.fail(err);
-      else throw err;
+      // Never out of the socket's 'data' event: a throw there would end the process.
+      this.fail(err instanceof UpstreamError ? err : new UpstreamError(UpstreamErrorCode.HANDLER, `the response could not be passed on: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     }
   }
 
@@ -438,12 +442,12 @@ export class UpstreamConnection {
       const line = next < 0 ? text.slice(start) : text.slice(start, next);
       p = next;
       const colon = line.indexOf(':');
-      // A bare CR or LF inside a field would let a backend split the client's response.
-      if (colon <= 0 || line.includes('\n') || line.includes('\r')) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
+      // Control characters (a bare CR or LF would let a backend split the client's response).
+      if (colon <= 0 || BAD_FIELD_VALUE.test(line)) throw parseError(`malformed header line ${JSON.stringify(line.slice(0, 60))}`);
       const name = line.slice(0, colon);
       // A field name is a token: no whitespace before the colon (RFC 9112 §5.1), no separators.
       if (!FIELD_NAME.test(name)) throw parseError(`invalid header name ${JSON.stringify(name.slice(0, 60))}`);
-      const value = line.slice(colon + 1).trim();
+      const value = trimOws(line.slice(colon + 1));
       headers.push(name, value);
       // Only the framing headers matter here; test their length first (most are neither).
       switch (name.length) {
@@ -471,6 +475,8 @@ export class UpstreamConnection {
           break;
       }
     }
+    // Both framings at once is how responses get split (RFC 9112 §6.3): refused, not guessed.
+    if (chunked && length >= 0) throw parseError('both Transfer-Encoding and Content-Length');
     if (status < 200) {
       // An interim response (100 Continue, 103 Early Hints): the real one follows.
       this.phase = Phase.Head;

@@ -1,7 +1,8 @@
 // What the router's tests share: a scripted fake OpenAI backend that records what reaches it
-// (path, raw bytes, parsed body, headers, whether the router cut the request) and polling.
+// (path, raw bytes, parsed body, headers, whether the router cut the request), a raw one
+// that sends any bytes at all, and polling.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -83,4 +84,41 @@ export async function fakeBackend(handler: FakeHandler, models: string[] = ['m']
   await new Promise<void>((r) => fake.server.listen(0, '127.0.0.1', () => r()));
   fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
   return fake;
+}
+
+/**
+ * A backend that writes whatever bytes a test scripts (node:http would refuse to send a bad
+ * answer): GET /health is 200, other GETs 404, and each POST is answered by `respond`.
+ */
+export async function rawBackend(respond: (socket: Socket, n: number, head: string) => void): Promise<{ url: string; close(): Promise<void> }> {
+  let n = 0;
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.toString('latin1', 0, end);
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        buf = buf.subarray(end + 4 + length);
+        if (head.startsWith('GET /health ')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        else if (head.startsWith('GET ')) s.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+        else respond(s, n++, head);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
