@@ -7,8 +7,8 @@
 // closing an idle connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, until } from './helpers/router.ts';
-import { createServer as createNetServer, type AddressInfo, type Socket, type Server as NetServer } from 'node:net';
+import { rawServer, sleep, until, type RawRequest, type RawServer } from './helpers/router.ts';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import fc from 'fast-check';
 import { UpstreamPool, UpstreamError, UpstreamErrorCode, type UpstreamConnection, type UpstreamHandler } from '../src/router/upstream.ts';
@@ -103,88 +103,6 @@ async function roundTrip(pool: UpstreamPool, path = '/', body = '{}', headerLine
   pool.post(path, headerLines, Buffer.from(body), c);
   await c.done;
   return c;
-}
-
-interface RawRequest {
-  /** The request's bytes, head and body. */
-  raw: Buffer;
-  head: string;
-  body: Buffer;
-  /** Which accepted connection (0, 1, ...) and which request on it. */
-  conn: number;
-  seq: number;
-}
-
-interface RawServer {
-  url: string;
-  port: number;
-  /** Connections accepted so far. */
-  accepted: () => number;
-  /** Connections open now. */
-  open: () => number;
-  requests: RawRequest[];
-  sockets: Socket[];
-  /** Resolves when the n-th accepted connection (from 0) has closed. */
-  closed: (conn: number) => Promise<void>;
-  close(): Promise<void>;
-}
-
-/**
- * A node:net server that reads requests (head and Content-Length body, several per
- * connection) and lets `respond` write whatever bytes it likes on the socket.
- */
-async function rawServer(respond: (s: Socket, req: RawRequest) => unknown): Promise<RawServer> {
-  const sockets: Socket[] = [];
-  const closedPromises: Promise<void>[] = [];
-  const live = new Set<Socket>();
-  const requests: RawRequest[] = [];
-  const server: NetServer = createNetServer((s) => {
-    const conn = sockets.length;
-    sockets.push(s);
-    live.add(s);
-    closedPromises.push(new Promise<void>((r) => s.once('close', () => r())));
-    s.setNoDelay(true);
-    s.on('error', () => {});
-    s.on('close', () => live.delete(s));
-    let buf = Buffer.alloc(0);
-    let seq = 0;
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.toString('latin1', 0, end);
-        const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
-        const total = end + 4 + (m ? Number(m[1]) : 0);
-        if (buf.length < total) return;
-        const raw = buf.subarray(0, total);
-        buf = buf.subarray(total);
-        const req: RawRequest = { raw, head, body: raw.subarray(end + 4), conn, seq: seq++ };
-        requests.push(req);
-        Promise.resolve()
-          .then(() => respond(s, req))
-          .catch(() => s.destroy());
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    accepted: () => sockets.length,
-    open: () => live.size,
-    requests,
-    sockets,
-    closed: async (n) => {
-      await until(() => closedPromises.length > n, `connection ${n}`);
-      await closedPromises[n];
-    },
-    close: async () => {
-      for (const s of live) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
 }
 
 /** Runs `fn` with a raw server and a pool on it; both are closed afterwards. */

@@ -2,7 +2,7 @@
 // (path, raw bytes, parsed body, headers, whether the router cut the request), a raw one
 // that sends any bytes at all, and polling.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -86,39 +86,97 @@ export async function fakeBackend(handler: FakeHandler, models: string[] = ['m']
   return fake;
 }
 
+export interface RawRequest {
+  /** The request's bytes, head and body. */
+  raw: Buffer;
+  head: string;
+  body: Buffer;
+  /** Which accepted connection (0, 1, ...) and which request on it. */
+  conn: number;
+  seq: number;
+}
+
+export interface RawServer {
+  url: string;
+  port: number;
+  /** Connections accepted so far. */
+  accepted: () => number;
+  /** Connections open now. */
+  open: () => number;
+  requests: RawRequest[];
+  sockets: Socket[];
+  /** Resolves when the n-th accepted connection (from 0) has closed. */
+  closed: (conn: number) => Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * A backend that writes whatever bytes a test scripts (node:http would refuse to send a bad
- * answer): GET /health is 200, other GETs 404, and each POST is answered by `respond`.
+ * A node:net server that reads requests (head and Content-Length body, several per
+ * connection) and lets `respond` write whatever bytes it likes on the socket.
  */
-export async function rawBackend(respond: (socket: Socket, n: number, head: string) => void): Promise<{ url: string; close(): Promise<void> }> {
-  let n = 0;
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
+export async function rawServer(respond: (s: Socket, req: RawRequest) => unknown): Promise<RawServer> {
+  const sockets: Socket[] = [];
+  const closedPromises: Promise<void>[] = [];
+  const live = new Set<Socket>();
+  const requests: RawRequest[] = [];
+  const server: NetServer = createNetServer((s) => {
+    const conn = sockets.length;
+    sockets.push(s);
+    live.add(s);
+    closedPromises.push(new Promise<void>((r) => s.once('close', () => r())));
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => live.delete(s));
     let buf = Buffer.alloc(0);
+    let seq = 0;
     s.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       for (;;) {
         const end = buf.indexOf('\r\n\r\n');
         if (end < 0) return;
         const head = buf.toString('latin1', 0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + length) return;
-        buf = buf.subarray(end + 4 + length);
-        if (head.startsWith('GET /health ')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-        else if (head.startsWith('GET ')) s.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
-        else respond(s, n++, head);
+        const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+        const total = end + 4 + (m ? Number(m[1]) : 0);
+        if (buf.length < total) return;
+        const raw = buf.subarray(0, total);
+        buf = buf.subarray(total);
+        const req: RawRequest = { raw, head, body: raw.subarray(end + 4), conn, seq: seq++ };
+        requests.push(req);
+        Promise.resolve()
+          .then(() => respond(s, req))
+          .catch(() => s.destroy());
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    accepted: () => sockets.length,
+    open: () => live.size,
+    requests,
+    sockets,
+    closed: async (n) => {
+      await until(() => closedPromises.length > n, `connection ${n}`);
+      await closedPromises[n];
+    },
     close: async () => {
-      for (const s of sockets) s.destroy();
+      for (const s of live) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/**
+ * A backend that writes whatever bytes a test scripts (node:http would refuse to send a bad
+ * answer): GET /health is 200, other GETs 404, and each POST is answered by `respond`.
+ */
+export function rawBackend(respond: (socket: Socket, req: RawRequest) => unknown): Promise<RawServer> {
+  return rawServer((s, req) => {
+    if (req.head.startsWith('GET /health ')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    else if (req.head.startsWith('GET ')) s.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    else return respond(s, req);
+    return undefined;
+  });
 }
