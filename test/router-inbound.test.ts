@@ -674,6 +674,23 @@ test('a connection closing after its response, to a client that stopped reading,
   }
 });
 
+test('repeated Accept fields reach the backend joined, on the fast path and through node:http alike', async () => {
+  const fake = await fakeBackend();
+  const r = await router({ backends: [fake.url] });
+  const c = await RawClient.open(r.port);
+  try {
+    for (const path of ['/v1/chat/completions', '/v1/chat/completions?via=node-http']) {
+      await c.write(chatReq('accept', { path, extra: ['Accept: application/json', 'Accept: text/plain'] }));
+      assertEcho(await c.read(), 'accept', path.replace(/\?.*/, ''));
+      assert.equal(fake.received.at(-1)!.headers.accept, 'application/json, text/plain', path);
+    }
+  } finally {
+    c.destroy();
+    await r.close();
+    await fake.close();
+  }
+});
+
 test('drain: close() lets the request in flight finish with connection: close and closes idle connections', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));

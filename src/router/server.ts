@@ -227,8 +227,9 @@ const NO_CHUNKS: Buffer[] = [];
 
 /**
  * The three request headers the proxy path reads, from the raw list: cheaper than node's
- * `req.headers`, which builds an object of every header on first use. The first of repeated
- * fields counts (node keeps the first Authorization and Content-Length too).
+ * `req.headers`, which builds an object of every header on first use. Repeated fields read
+ * as `req.headers` would have them: the first Authorization and Content-Length, every
+ * Accept joined with ", " (as the fast path reads them too).
  */
 function proxyHeaders(raw: readonly string[]): ProxyHeaders {
   let authorization: string | undefined;
@@ -238,7 +239,7 @@ function proxyHeaders(raw: readonly string[]): ProxyHeaders {
     const name = raw[i]!;
     switch (name.length) {
       case 6:
-        if (accept === undefined && name.toLowerCase() === 'accept') accept = raw[i + 1];
+        if (name.toLowerCase() === 'accept') accept = accept === undefined ? raw[i + 1] : `${accept}, ${raw[i + 1]}`;
         break;
       case 13:
         if (authorization === undefined && name.toLowerCase() === 'authorization') authorization = raw[i + 1];
