@@ -85,21 +85,12 @@ function longestPrefixMin2(): RoutingPolicy {
   };
 }
 
-interface Row {
-  blockHitRate: number;
-  tokenHitRate: number;
+/** A policy's line of the table and the JSON: the simulator's numbers, rounded, and a few derived. */
+type Row = Pick<SimResult, 'blockHitRate' | 'tokenHitRate' | 'maxRequestShare' | 'maxPrefillShare' | 'maxPrefillShareOfFair' | 'ttftMeanMs' | 'ttftP50Ms' | 'ttftP90Ms' | 'ttftP99Ms' | 'busyMean'> & {
   ofUpperBound: number;
-  maxRequestShare: number;
-  maxPrefillShare: number;
-  maxPrefillShareOfFair: number;
-  ttftMeanMs: number;
-  ttftP50Ms: number;
-  ttftP90Ms: number;
-  ttftP99Ms: number;
-  busyMean: number;
   busyMax: number;
   wallMs: number;
-}
+};
 
 function row(r: SimResult, ub: number, wallMs: number): Row {
   return {

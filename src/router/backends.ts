@@ -308,22 +308,25 @@ export class BackendSet {
     }
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    const all = [...this.backends.values()];
-    for (const b of all) b.kvAbort?.abort();
-    for (const b of all) b.upstream.close();
-    await Promise.all(all.map((b) => b.pool.close().catch(() => undefined)));
+  /** Lets requests in flight finish, then closes every connection. */
+  close(): Promise<void> {
+    return this.shutdown(false);
   }
 
   /** Drops every connection now (tests, and a drain that ran out of time). */
-  async destroy(): Promise<void> {
+  destroy(): Promise<void> {
+    return this.shutdown(true);
+  }
+
+  private async shutdown(now: boolean): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     const all = [...this.backends.values()];
-    for (const b of all) b.kvAbort?.abort();
-    for (const b of all) b.upstream.destroy();
-    await Promise.all(all.map((b) => b.pool.destroy().catch(() => undefined)));
+    for (const b of all) {
+      b.kvAbort?.abort();
+      if (now) b.upstream.destroy();
+      else b.upstream.close();
+    }
+    await Promise.all(all.map((b) => (now ? b.pool.destroy() : b.pool.close()).catch(() => undefined)));
   }
 }

@@ -33,8 +33,8 @@ export interface ProxyHeaders {
 export interface FastPathHandler<T> {
   /**
    * A request's head is read. Returns the request's state, or undefined when it was answered
-   * already (refused); `bodyUnread` says the body is large and not all here yet (a refusal
-   * should then close the connection rather than read it).
+   * already (refused); `bodyUnread` says body bytes are still to come (a refusal then closes
+   * the connection rather than read them).
    */
   request(res: FastResponse, path: string, headers: ProxyHeaders, bodyUnread: boolean): T | undefined;
   /** The body is complete. */
@@ -61,8 +61,6 @@ const CLOSING_GRACE_MS = 30_000;
 
 /** Bytes of pipelined requests held while a response is in progress before reading pauses. */
 const MAX_PENDING_BYTES = 1024 * 1024;
-/** A refused request whose body is larger and not all here yet is told it is unread (see FastPathHandler.request). */
-const DRAIN_BODY_BYTES = 64 * 1024;
 const FAST_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
 
 /** The listener: accepts connections, serves fast-path requests, hands the rest to `http`. */
@@ -112,7 +110,6 @@ class FastConnection<T> {
   private res: FastResponse | undefined;
   private state: T | undefined;
   private body: Buffer[] = [];
-  private bodyHave = 0;
   /** Body bytes still to come for the request in progress. */
   private bodyNeed = 0;
   /** The request in progress was refused: its body is read and dropped. */
@@ -180,10 +177,7 @@ class FastConnection<T> {
     if (this.bodyNeed > 0) {
       const take = Math.min(this.bodyNeed, chunk.length);
       this.bodyNeed -= take;
-      if (!this.discard) {
-        this.body.push(take === chunk.length ? chunk : chunk.subarray(0, take));
-        this.bodyHave += take;
-      }
+      if (!this.discard) this.body.push(take === chunk.length ? chunk : chunk.subarray(0, take));
       if (take < chunk.length) this.hold(chunk.subarray(take));
       if (this.bodyNeed === 0) this.bodyDone();
       return;
@@ -223,18 +217,16 @@ class FastConnection<T> {
       this.closeAfter = head.close;
       this.bodyNeed = len - here;
       this.body = here > 0 ? [buf.subarray(bodyStart, bodyStart + here)] : [];
-      this.bodyHave = here;
       this.discard = false;
       this.requestSince = this.lastActive;
       const res = new FastResponse(this);
       this.res = res;
-      const state = this.inbound.handler.request(res, head.path, head.headers, this.bodyNeed > 0 && len > DRAIN_BODY_BYTES);
+      const state = this.inbound.handler.request(res, head.path, head.headers, this.bodyNeed > 0);
       if (state === undefined) {
-        // Refused (and answered, with `connection: close` if body bytes are still to come,
-        // which are then dropped as they arrive).
+        // Refused (and answered, with `connection: close` if body bytes are still to come:
+        // see responseDone); what arrives of the body is dropped.
         this.discard = true;
         this.body = [];
-        if (this.bodyNeed > 0) this.closeAfter = true;
         continue;
       }
       this.state = state;
@@ -244,7 +236,7 @@ class FastConnection<T> {
 
   private bodyDone(): void {
     if (this.discard) return;
-    const body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyHave);
+    const body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body);
     this.body = [];
     if (this.state !== undefined) this.inbound.handler.body(this.state, body);
   }
@@ -468,18 +460,10 @@ export class FastResponse {
     if (!this.headersSent) this.writeHead(200);
     const s = this.conn.socket;
     const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    if (len === 0) {
-      if (this.head === undefined) return true;
-      const head = this.head;
-      this.head = undefined;
-      return s.write(head, 'latin1');
-    }
+    if (len === 0) return this.writeHeadOut();
     if (this.head === undefined && !this.chunked) return s.write(chunk);
     s.cork();
-    if (this.head !== undefined) {
-      s.write(this.head, 'latin1');
-      this.head = undefined;
-    }
+    this.writeHeadOut();
     let ok: boolean;
     if (this.chunked) {
       s.write(`${len.toString(16)}\r\n`, 'latin1');
@@ -498,15 +482,20 @@ export class FastResponse {
     const s = this.conn.socket;
     s.cork();
     if (chunk !== undefined) this.write(chunk);
-    if (this.head !== undefined) {
-      s.write(this.head, 'latin1');
-      this.head = undefined;
-    }
+    this.writeHeadOut();
     if (this.chunked) s.write('0\r\n\r\n', 'latin1');
     s.uncork();
     this.writableFinished = true;
     this.conn.responseDone(this);
     return this;
+  }
+
+  /** Writes the head if it has not gone out yet; the socket's write result (true if nothing was left to write). */
+  private writeHeadOut(): boolean {
+    const head = this.head;
+    if (head === undefined) return true;
+    this.head = undefined;
+    return this.conn.socket.write(head, 'latin1');
   }
 
   cork(): void {

@@ -51,28 +51,20 @@ export class RouterMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    new Counter({
-      name: 'k8s4ai_router_index_blocks_total',
-      help: 'Prefix blocks of routed requests, by whether the index placed them on the chosen backend (hit) or not (miss).',
-      labelNames: ['result'] as const,
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ result: 'hit' }, index.matchedBlocks);
-        this.inc({ result: 'miss' }, index.blocks - index.matchedBlocks);
-      },
-    });
-    new Counter({
-      name: 'k8s4ai_router_index_prompt_tokens_total',
-      help: 'Estimated prompt tokens of routed requests, by whether the index placed them on the chosen backend (hit) or not (miss).',
-      labelNames: ['result'] as const,
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ result: 'hit' }, index.matchedTokens);
-        this.inc({ result: 'miss' }, index.promptTokens - index.matchedTokens);
-      },
-    });
+    const hitMiss = (name: string, what: string, hit: () => number, all: () => number) =>
+      new Counter({
+        name,
+        help: `${what} of routed requests, by whether the index placed them on the chosen backend (hit) or not (miss).`,
+        labelNames: ['result'] as const,
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ result: 'hit' }, hit());
+          this.inc({ result: 'miss' }, all() - hit());
+        },
+      });
+    hitMiss('k8s4ai_router_index_blocks_total', 'Prefix blocks', () => index.matchedBlocks, () => index.blocks);
+    hitMiss('k8s4ai_router_index_prompt_tokens_total', 'Estimated prompt tokens', () => index.matchedTokens, () => index.promptTokens);
     new Gauge({
       name: 'k8s4ai_router_block_hit_rate',
       help: 'Prefix blocks found on the chosen backend by the index / all blocks routed, since the router started.',

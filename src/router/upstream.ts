@@ -25,7 +25,7 @@
 // common servers' own idle timeouts (uvicorn: 5 s), so a request is rarely written to a
 // socket the backend is closing. When that happens anyway the request fails before its
 // first byte, which the router retries on another backend.
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { BAD_FIELD_VALUE, FIELD_NAME, HEAD_END, trimOws } from './http1.ts';
 
@@ -127,12 +127,12 @@ export class UpstreamPool {
    * handle for `abort` and `resume`, valid until the handler hears the end.
    */
   post(path: string, headerLines: string, body: Buffer, handler: UpstreamHandler): UpstreamConnection {
-    const head = `POST ${path} HTTP/1.1\r\nhost: ${this.authority}\r\n${headerLines}content-length: ${body.length}\r\n\r\n`;
-    const headLen = Buffer.byteLength(head, 'latin1');
-    const out = Buffer.allocUnsafe(headLen + body.length);
-    out.write(head, 0, 'latin1');
-    body.copy(out, headLen);
     const c = this.acquire();
+    const head = `POST ${path} HTTP/1.1\r\nhost: ${this.authority}\r\n${headerLines}content-length: ${body.length}\r\n\r\n`;
+    // latin1: one byte per character.
+    const out = Buffer.allocUnsafe(head.length + body.length);
+    out.write(head, 0, 'latin1');
+    body.copy(out, head.length);
     c.start(out, handler);
     return c;
   }
@@ -142,7 +142,7 @@ export class UpstreamPool {
     const c = this.idle.pop();
     if (c) return c;
     const socket = this.tls
-      ? tlsConnect({ host: this.host, port: this.port, servername: isIp(this.host) ? undefined : this.host, ALPNProtocols: ['http/1.1'] })
+      ? tlsConnect({ host: this.host, port: this.port, servername: isIP(this.host) ? undefined : this.host, ALPNProtocols: ['http/1.1'] })
       : netConnect({ host: this.host, port: this.port });
     const conn = new UpstreamConnection(this, socket, this.connectTimeoutMs, this.tls);
     this.open.add(conn);
@@ -531,8 +531,4 @@ function chunkSize(line: string): number {
   const hex = line.slice(0, end).trim();
   if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw parseError(`bad chunk size ${JSON.stringify(line.slice(0, 40))}`);
   return parseInt(hex, 16);
-}
-
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
