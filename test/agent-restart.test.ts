@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { KubeObject } from '../src/api/meta.ts';
 import { GangSchedulingGroup, Node, Task } from '../src/api/kinds/index.ts';
 import { startTestControlPlane, type TestControlPlane } from './helpers/controlplane.ts';
-import { waitFor, phaseOf } from './helpers/scheduling.ts';
+import { phaseOf } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const BIN = fileURLToPath(new URL('../bin/k8s4ai.js', import.meta.url));
 const FLEET = fileURLToPath(new URL('../fleet/small.yaml', import.meta.url));

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ProcessRuntime, type ExitInfo, type ProcessSpec } from '../src/agent/runtime/index.ts';
 import { isAlive, readStat } from '../src/agent/runtime/procfs.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const NODE = process.execPath;
 const WAIT_MS = 20_000;
@@ -64,16 +65,8 @@ function exits(rt: ProcessRuntime): (uid: string) => Promise<ExitInfo> {
         });
 }
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-const logHas = (file: string, text: string) => until(`"${text}" in ${file}`, () => read(file).includes(text));
+const logHas = (file: string, text: string) => waitFor(`"${text}" in ${file}`, () => read(file).includes(text), WAIT_MS);
 const gone = (pid: number) => {
   const s = readStat(pid);
   return !s || s.state === 'Z';
@@ -150,7 +143,7 @@ test('a SIGKILL from outside on the workload is reported as signal SIGKILL', asy
   assert.equal(exit.signal, 'SIGKILL');
   assert.equal(exit.exitCode, undefined);
   assert.equal(exit.reason, 'Signaled');
-  await until('shim exit', () => gone(rec.shimPid));
+  await waitFor('shim exit', () => gone(rec.shimPid), WAIT_MS);
 });
 
 test('graceful stop: a process that handles SIGTERM exits 0', async () => {
@@ -174,14 +167,14 @@ test('graceful stop: a process ignoring SIGTERM is SIGKILLed with its whole grou
   started.push(rec);
   await logHas(rec.logPath, 'ready');
   const group = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && readStat(Number(p))?.pgrp === rec.shimPid && !gone(Number(p)));
-  await until('grandchild', () => group().length >= 3);
+  await waitFor('grandchild', () => group().length >= 3, WAIT_MS);
   const t0 = Date.now();
   const exit = await rt.stop(rec.uid, 1);
   assert.ok(Date.now() - t0 >= 900, 'waited for the grace period');
   assert.equal(exit.signal, 'SIGKILL');
   assert.equal(exit.reason, 'Signaled');
   assert.match(read(rec.logPath), /ignoring SIGTERM/);
-  await until('group gone', () => group().length === 0);
+  await waitFor('group gone', () => group().length === 0, WAIT_MS);
   assert.equal((await wait(rec.uid)).signal, 'SIGKILL');
 });
 
@@ -211,7 +204,7 @@ test('kill() takes shim and workload at once', async () => {
   const exit = await rt.kill(rec.uid);
   assert.equal(exit.signal, 'SIGKILL');
   assert.equal(exit.reason, 'Signaled');
-  await until('both gone', () => gone(rec.pid!) && gone(rec.shimPid));
+  await waitFor('both gone', () => gone(rec.pid!) && gone(rec.shimPid), WAIT_MS);
 });
 
 test('an executable that cannot run is an exited record with CannotRun, not an exception', async () => {
@@ -306,9 +299,9 @@ test('recover(): a new runtime adopts a running process, reports one that exited
 
   // While it is away: one finishes, one loses its shim.
   process.kill(finishing.pid!, 'SIGUSR2');
-  await until('exit.json of the finished one', () => fs.existsSync(path.join(path.dirname(finishing.logPath), 'exit.json')));
+  await waitFor('exit.json of the finished one', () => fs.existsSync(path.join(path.dirname(finishing.logPath), 'exit.json')), WAIT_MS);
   process.kill(orphaned.shimPid, 'SIGKILL');
-  await until('shim gone', () => gone(orphaned.shimPid));
+  await waitFor('shim gone', () => gone(orphaned.shimPid), WAIT_MS);
   assert.ok(isAlive(orphaned.pid, readStat(orphaned.pid!)?.startTime), 'the workload outlives its shim for now');
 
   const second = runtime(stateDir);
@@ -322,7 +315,7 @@ test('recover(): a new runtime adopts a running process, reports one that exited
   assert.equal(byName.get('finished')?.exit?.exitCode, 4);
   assert.equal(byName.get('orphaned')?.state, 'lost');
   assert.equal(byName.get('orphaned')?.exit?.reason, 'Lost');
-  await until('the orphaned workload is killed', () => gone(orphaned.pid!));
+  await waitFor('the orphaned workload is killed', () => gone(orphaned.pid!), WAIT_MS);
 
   // The adopted one is fully under the new runtime's control.
   const exit = await second.stop(running.uid, 30);
@@ -348,7 +341,7 @@ test('the runtime notices a shim killed while it is running, and kills the workl
   const exit = await wait(rec.uid);
   assert.equal(exit.reason, 'Lost');
   assert.match(exit.message ?? '', /shim/);
-  await until('workload gone', () => gone(rec.pid!));
+  await waitFor('workload gone', () => gone(rec.pid!), WAIT_MS);
   assert.equal(rt.get(rec.uid)?.state, 'lost');
 });
 

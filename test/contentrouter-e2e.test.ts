@@ -9,7 +9,7 @@ import type { KubeObject } from '../src/api/meta.ts';
 import { ContentRouter, InferenceService, Task } from '../src/api/kinds/index.ts';
 import { readManifests } from '../src/cli/manifests.ts';
 import { startTestControlPlane, type TestControlPlane } from './helpers/controlplane.ts';
-import { waitFor } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const FLEET = new URL('../fleet/small.yaml', import.meta.url).pathname;
 const EXAMPLE = new URL('../examples/inference/sim-service.yaml', import.meta.url).pathname;

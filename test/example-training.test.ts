@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, readCheckpoint, writeRequest } from '../src/checkpoint/protocol.ts';
 import { freePort } from '../src/lib/net.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TRAIN = join(ROOT, 'examples/training/train.ts');
@@ -60,11 +61,6 @@ async function startGang(args: string[], envOf: (rank: number) => Record<string,
   return Array.from({ length: WORLD }, (_, r) => startRank(r, port, args, envOf(r)));
 }
 
-/** Polls until `cond` holds; the test's own timeout bounds the wait. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 20));
-}
-
 async function finish(gang: Rank[]): Promise<string> {
   const exits = await Promise.all(gang.map((r) => r.exit));
   for (const [i, e] of exits.entries()) assert.deepEqual(e, { code: 0, signal: null }, `rank ${i} failed:\n${gang[i].stderr()}`);
@@ -76,6 +72,9 @@ async function finish(gang: Rank[]): Promise<string> {
 
 const stepsOf = (r: Rank) => r.lines().flatMap((l) => (/^step (\d+) loss /.exec(l) ? [Number(/^step (\d+)/.exec(l)![1])] : []));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The example's own pace bounds these waits; the describe's timeout bounds the whole. */
+const STEP_WAIT_MS = 240_000;
 
 describe('examples/training/train.ts', { timeout: 300_000 }, () => {
   let uninterrupted: string | undefined;
@@ -100,13 +99,13 @@ describe('examples/training/train.ts', { timeout: 300_000 }, () => {
 
     // Slow steps, so that the run is still going when the checkpoint is complete.
     const gang = await startGang(['--steps', String(STEPS), '--step-ms', '100'], ckptEnv);
-    await until(() => stepsOf(gang[0]).includes(5));
+    await waitFor('rank 0 at step 5', () => stepsOf(gang[0]).includes(5), STEP_WAIT_MS);
     // The agent's request: the file, then the signal, to every member.
     for (const r of gang) {
       writeRequest(dirs[r.rank], { id: 'ckpt-a', reason: 'Preemption', time: new Date().toISOString() });
       r.proc.kill('SIGUSR1');
     }
-    await until(() => dirs.every((d) => readCheckpoint(d, 'ckpt-a') !== undefined));
+    await waitFor('checkpoint ckpt-a from every rank', () => dirs.every((d) => readCheckpoint(d, 'ckpt-a') !== undefined), STEP_WAIT_MS);
     const steps = dirs.map((d) => readCheckpoint(d, 'ckpt-a')!.step);
     assert.ok(
       gang.every((r) => !r.lines().some((l) => l.startsWith('result '))),
@@ -135,7 +134,7 @@ describe('examples/training/train.ts', { timeout: 300_000 }, () => {
 
   it('stops a rank on SIGTERM with 143, and the rest of the gang with 1', async () => {
     const gang = await startGang(['--steps', '100000', '--step-ms', '50']);
-    await until(() => gang.every((r) => stepsOf(r).length > 0));
+    await waitFor('every rank stepping', () => gang.every((r) => stepsOf(r).length > 0), STEP_WAIT_MS);
     gang[1].proc.kill('SIGTERM');
     const exits = await Promise.all(gang.map((r) => r.exit));
     assert.deepEqual(exits[1], { code: 143, signal: null });

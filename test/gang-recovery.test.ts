@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { CheckpointPolicy, GangSchedulingGroup, Node, Task } from '../src/api/kinds/index.ts';
 import { chaosKillNode, chaosPreempt } from '../src/cli/chaos.ts';
 import { startTestControlPlane, type TestControlPlane } from './helpers/controlplane.ts';
-import { waitFor, conditionOf, phaseOf } from './helpers/scheduling.ts';
+import { conditionOf, phaseOf } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 import { trainManifests, referenceResult, readTrainLog, range } from './helpers/training.ts';
 
 const FLEET = new URL('../fleet/small.yaml', import.meta.url).pathname;

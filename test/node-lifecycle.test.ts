@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestControlPlane, type TestControlPlane } from './helpers/controlplane.ts';
-import { waitFor } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 import { Event, Node, Task } from '../src/api/kinds/index.ts';
 import type { Condition, KubeObject } from '../src/api/meta.ts';
 import { isNodeReady, type NodeStatus } from '../src/api/kinds/node.ts';

@@ -9,7 +9,8 @@ import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { startRouter, type Router, type RouterOptions } from '../src/router/server.ts';
 import { hashApiKey } from '../src/router/tenants.ts';
-import { fakeBackend as startFakeBackend, rawBackend, sleep, until, type FakeHandler } from './helpers/router.ts';
+import { fakeBackend as startFakeBackend, rawBackend, type FakeHandler } from './helpers/router.ts';
+import { sleep, waitFor } from './helpers/wait.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const SALT_A = 'salt-of-a';
@@ -377,7 +378,7 @@ test('property: requests split at any byte, fast path and node:http mixed, each 
       ),
       { numRuns: 20 },
     );
-    await until(() => r.inFlight() === 0, 'no request in flight');
+    await waitFor('no request in flight', () => r.inFlight() === 0);
   } finally {
     await r.close();
     await fake.close();
@@ -630,14 +631,14 @@ for (const how of ['FIN', 'destroy'] as const) {
     try {
       await c.write(chatReq(`abort by ${how}`));
       // The head and the first event are here: the stream is under way.
-      await until(() => c.leftover().includes('tick'), 'the first event');
+      await waitFor('the first event', () => c.leftover().includes('tick'));
       assert.equal(r.inFlight(), 1);
       assert.equal(fake.received.length, 1);
       if (how === 'FIN') c.socket.end();
       else c.destroy();
       await Promise.race([fake.received[0]!.closed, sleep(5000).then(() => Promise.reject(new Error('the upstream request was not cancelled')))]);
       assert.ok(fake.received[0]!.aborted(), 'the backend saw its request cut');
-      await until(() => r.inFlight() === 0 && r.backends.all()[0]!.inFlight === 0, 'in-flight counts back at 0');
+      await waitFor('in-flight counts back at 0', () => r.inFlight() === 0 && r.backends.all()[0]!.inFlight === 0);
       if (how === 'FIN') await c.waitEnded();
     } finally {
       c.destroy();
@@ -662,11 +663,11 @@ test('a connection closing after its response, to a client that stopped reading,
   try {
     c.write(chatReq('never read', { extra: ['Connection: close'] }));
     c.pause();
-    await until(() => r.inFlight() === 1, 'the request to start');
-    await until(() => r.inFlight() === 0, 'the response to end at the router');
+    await waitFor('the request to start', () => r.inFlight() === 1);
+    await waitFor('the response to end at the router', () => r.inFlight() === 0);
     let closed = false;
     const closing = r.close().then(() => (closed = true));
-    await until(() => closed, 'close() to resolve');
+    await waitFor('close() to resolve', () => closed);
     await closing;
   } finally {
     c.destroy();
@@ -712,7 +713,7 @@ test('drain: close() lets the request in flight finish with connection: close an
     assertNode(await idleNode.read());
     // A request in flight on the fast path.
     await busy.write(chatReq('held'));
-    await until(() => fake.received.some((x) => promptOf(x.body) === 'held'), 'the request at the backend');
+    await waitFor('the request at the backend', () => fake.received.some((x) => promptOf(x.body) === 'held'));
     assert.equal(r.inFlight(), 1);
 
     let closed = false;

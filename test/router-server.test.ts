@@ -15,7 +15,8 @@ import { startEngine, type EngineServer } from '../src/engine/server.ts';
 import { ApiClient } from '../src/client/client.ts';
 import { ContentRouter, Task } from '../src/api/kinds/index.ts';
 import { startTestControlPlane } from './helpers/controlplane.ts';
-import { fakeBackend as startFakeBackend, rawBackend, until, type FakeBackend, type FakeHandler } from './helpers/router.ts';
+import { fakeBackend as startFakeBackend, rawBackend, type FakeBackend, type FakeHandler } from './helpers/router.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const KEY_A = 'sk-tenant-a-0123456789';
 const KEY_B = 'sk-tenant-b-9876543210';
@@ -59,7 +60,7 @@ async function routerProcess(backend: string, extra: string[], timeoutMs: number
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   try {
-    await until(() => /listening on (http:\/\/\S+)/.test(out), `the router to listen (${err})`, timeoutMs);
+    await waitFor(`the router to listen (${err})`, () => /listening on (http:\/\/\S+)/.test(out), timeoutMs);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
@@ -181,7 +182,7 @@ test('429 with Retry-After when every ready backend is at its bound; per-tenant 
   const r = await router({ backends: [slow.url], maxInFlightPerBackend: 1, tenants: [TENANTS[0]!, { ...TENANTS[1]!, maxInFlight: 1 }] });
   try {
     const first = post(r, chat('one'));
-    await until(() => slow.received.length === 1, 'the first request at the backend');
+    await waitFor('the first request at the backend', () => slow.received.length === 1);
     const second = await post(r, chat('two'));
     assert.equal(second.statusCode, 429);
     assert.equal(second.headers['retry-after'], '1');
@@ -202,7 +203,7 @@ test('429 with Retry-After when every ready backend is at its bound; per-tenant 
     await r.backends.checkAll();
     r.reconfigure({ maxInFlightPerBackend: 10 });
     const held = post(r, chat('b1'), KEY_B);
-    await until(() => r.tenants.get('b')!.inFlight === 1 && fakeB.received.length === 1, 'b in flight');
+    await waitFor('b in flight', () => r.tenants.get('b')!.inFlight === 1 && fakeB.received.length === 1);
     const refused = await post(r, chat('b2'), KEY_B);
     assert.equal(refused.statusCode, 429);
     assert.equal(((await refused.body.json()) as { error: { code: string } }).error.code, 'tenant_max_in_flight');
@@ -286,7 +287,7 @@ test('an SSE answer with a Content-Length cut mid-stream resets the client conne
     await closed;
     assert.match(got, /^HTTP\/1\.1 200 /);
     assert.ok(got.endsWith('\r\n\r\ndata: 1\n\n'), `nothing after the backend's bytes: ${JSON.stringify(got.slice(-60))}`);
-    await until(() => r.inFlight() === 0, 'the request to finish');
+    await waitFor('the request to finish', () => r.inFlight() === 0);
   } finally {
     await r.close();
     await be.close();
@@ -381,7 +382,7 @@ test('passive ejection after consecutive failures, re-admission by health check'
     const res = await post(r, chat('while ejected'));
     assert.equal(res.statusCode, 503);
     await res.body.dump();
-    await until(() => r.backends.ready().length === 1, 're-admission');
+    await waitFor('re-admission', () => r.backends.ready().length === 1);
   } finally {
     await r.close();
     await flaky.close();
@@ -404,7 +405,7 @@ test('a client abort cancels the upstream request', async () => {
     ac.abort();
     await Promise.race([fake.received[0]!.closed, new Promise((_, rej) => setTimeout(() => rej(new Error('upstream not cancelled')), 5000))]);
     assert.ok(fake.received[0]!.aborted(), 'the backend saw its request cut');
-    await until(() => r.inFlight() === 0 && r.backends.all()[0]!.inFlight === 0, 'in-flight counts back at 0');
+    await waitFor('in-flight counts back at 0', () => r.inFlight() === 0 && r.backends.all()[0]!.inFlight === 0);
   } finally {
     await r.close();
     await fake.close();
@@ -494,16 +495,16 @@ test('index.source KVEvents: the index follows the engine\'s stored/removed even
   const engine = await startEngine({ blockTokens: 16, models: ['m'], time: { prefillSecondsPerToken: 0, decodeSecondsPerToken: 0, overheadSeconds: 0 } });
   const r = await router({ backends: [engine.url], blockTokens: 16, indexSource: 'KVEvents' });
   try {
-    await until(() => r.backends.all()[0]!.kvEventsLive, 'the events stream connected');
+    await waitFor('the events stream connected', () => r.backends.all()[0]!.kvEventsLive);
     const res = await post(r, chat(`events ${'x'.repeat(400)}`, { max_tokens: 1 }));
     assert.equal(res.statusCode, 200);
     await res.body.dump();
     const held = engine.engine.cache.snapshot().length;
     assert.ok(held > 0);
-    await until(() => r.index.sizeBlocks(engine.url) === held, 'the index to hold what the engine stored');
+    await waitFor('the index to hold what the engine stored', () => r.index.sizeBlocks(engine.url) === held);
     // The engine drops its cache: the index hears of it, as it would of evictions.
     engine.engine.cache.clear();
-    await until(() => r.index.sizeBlocks(engine.url) === 0, 'the index to forget the removed blocks');
+    await waitFor('the index to forget the removed blocks', () => r.index.sizeBlocks(engine.url) === 0);
   } finally {
     await r.close();
     await engine.close();
@@ -570,7 +571,7 @@ test('close() drains: no new requests, those in flight finish', async () => {
   const { slow, release } = await gatedBackend();
   const r = await router({ backends: [slow.url] });
   const held = post(r, chat('in flight'));
-  await until(() => slow.received.length === 1, 'request at the backend');
+  await waitFor('request at the backend', () => slow.received.length === 1);
   let closed = false;
   const closing = r.close().then(() => (closed = true));
   await new Promise((res) => setTimeout(res, 100));
@@ -599,7 +600,7 @@ test('`k8s4ai router` exits 0 after draining on SIGTERM', async () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     const held = request(`${url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: JSON.stringify(chat('hold')) });
-    await until(() => slow.received.length === 1, 'request at the backend');
+    await waitFor('request at the backend', () => slow.received.length === 1);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 200));
@@ -645,7 +646,7 @@ test('`k8s4ai router --workers 2` serves requests and exits 0 after its workers 
     }
     const before = slow.received.length;
     const held = ask('hold');
-    await until(() => slow.received.length === before + 1, 'request at the backend');
+    await waitFor('request at the backend', () => slow.received.length === before + 1);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 200));
@@ -681,7 +682,7 @@ test('bound to a ContentRouter: configuration from the spec, backends from Runni
     r = await startRouter({ contentRouter: { client, namespace: 'default', name: 'chat', statusIntervalMs: 200 }, health: QUICK_HEALTH });
     assert.equal(r.config.maxBodyBytes, 2048);
     assert.equal(r.config.blockTokens, 16);
-    await until(() => r!.backends.ready().length === 1, 'the first backend ready');
+    await waitFor('the first backend ready', () => r!.backends.ready().length === 1);
     assert.deepEqual(r.backends.all().map((b) => b.url), [fakes[0]!.url]);
     const res = await post(r, chat('hello'), KEY_A);
     assert.equal(res.statusCode, 200);
@@ -692,11 +693,11 @@ test('bound to a ContentRouter: configuration from the spec, backends from Runni
 
     // A second replica comes up: the router picks it up without a restart.
     await task('llm-1-0', fakes[1]!.url);
-    await until(() => r!.backends.ready().length === 2, 'the second backend ready');
+    await waitFor('the second backend ready', () => r!.backends.ready().length === 2);
 
     // The spec changes: the router follows.
     await client.patch(ContentRouter, 'default', 'chat', { spec: { tenants: TENANTS } });
-    await until(() => r!.tenants.get('b') !== undefined, 'tenant b configured');
+    await waitFor('tenant b configured', () => r!.tenants.get('b') !== undefined);
     const b2 = await post(r, chat('hello'), KEY_B);
     assert.equal(b2.statusCode, 200);
     await b2.body.dump();
@@ -715,7 +716,7 @@ test('bound to a ContentRouter: configuration from the spec, backends from Runni
 
     // The Task stops running: its backend goes.
     await client.patch(Task, 'default', 'llm-0-0', { status: { phase: 'Failed' } }, 'application/merge-patch+json', 'status');
-    await until(() => r!.backends.all().length === 1, 'the failed replica removed');
+    await waitFor('the failed replica removed', () => r!.backends.all().length === 1);
   } finally {
     await r?.close();
     await client.close();

@@ -7,7 +7,8 @@
 // closing an idle connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rawServer, sleep, until, type RawRequest, type RawServer } from './helpers/router.ts';
+import { rawServer, type RawRequest, type RawServer } from './helpers/router.ts';
+import { sleep, waitFor } from './helpers/wait.ts';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import fc from 'fast-check';
@@ -438,13 +439,13 @@ test('bytes after a response in the same read, or on an idle connection, end its
     },
     async (srv, pool) => {
       assert.equal(assertComplete(await roundTrip(pool)), 'one');
-      await until(() => pool.connections === 0, 'the pool to drop the connection');
+      await waitFor('the pool to drop the connection', () => pool.connections === 0);
       await srv.closed(0);
       assert.equal(assertComplete(await roundTrip(pool)), 'two');
       assert.equal(pool.connections, 1);
       // Unasked-for bytes on the idle connection: the pool drops it.
       srv.sockets[1]!.write('garbage');
-      await until(() => pool.connections === 0, 'the pool to drop the connection');
+      await waitFor('the pool to drop the connection', () => pool.connections === 0);
       await srv.closed(1);
       assert.equal(assertComplete(await roundTrip(pool)), 'two');
       assert.equal(srv.accepted(), 3);
@@ -790,7 +791,7 @@ test('backpressure: onData returning false pauses reading until resume', async (
       });
       const conn = pool.post('/', '', Buffer.from('{}'), c);
       await gotFirst;
-      await until(() => wrote, 'the server to write everything');
+      await waitFor('the server to write everything', () => wrote);
       await sleep(30);
       assert.deepEqual(c.events, ['headers 200', 'data 5'], 'nothing more while paused');
       conn.resume(c);
@@ -837,7 +838,7 @@ test('backpressure: a close-delimited body paused then resumed completes', async
       });
       const conn = pool.post('/', '', Buffer.from('{}'), c);
       await gotFirst;
-      await until(() => ended, 'the server to end the response');
+      await waitFor('the server to end the response', () => ended);
       await sleep(30);
       // The rest of the body (and so the connection's end) waits for resume.
       assert.equal(c.completed, false, 'no completion while paused');
@@ -931,7 +932,7 @@ test('close() closes idle connections now and a busy one when its response ends'
       pool.post('/', '', Buffer.from('{}'), slow); // conn 1, held
       await busy.done;
       assert.equal(pool.connections, 2);
-      await until(() => srv.requests.length === 3, 'the held request');
+      await waitFor('the held request', () => srv.requests.length === 3);
       pool.close();
       assert.equal(pool.connections, 1, 'the idle one is closed at once');
       await srv.closed(0);
@@ -952,7 +953,7 @@ test('idle connections are closed after keepAliveMs', async () => {
     async (srv, pool) => {
       assert.equal(assertComplete(await roundTrip(pool)), 'hi');
       assert.equal(pool.connections, 1);
-      await until(() => pool.connections === 0, 'the idle connection to expire');
+      await waitFor('the idle connection to expire', () => pool.connections === 0);
       await srv.closed(0);
       assert.equal(assertComplete(await roundTrip(pool)), 'hi');
       assert.equal(srv.accepted(), 2);
@@ -972,7 +973,7 @@ for (const how of ['closing', 'resetting'] as const) {
       async (srv, pool) => {
         assert.equal(assertComplete(await roundTrip(pool)), 'c0');
         await srv.closed(0);
-        await until(() => pool.connections === 0, 'the pool to forget the connection');
+        await waitFor('the pool to forget the connection', () => pool.connections === 0);
         assert.equal(assertComplete(await roundTrip(pool)), 'c1');
         assert.equal(srv.accepted(), 2);
         assert.equal(pool.connections, 1);

@@ -21,7 +21,8 @@ import { databasePath, kubeconfigPath } from '../src/lib/paths.ts';
 import { readKubeconfig } from '../src/lib/kubeconfig.ts';
 import { Agent, fetch } from 'undici';
 import { startUp, type UpProcess } from './helpers/upprocess.ts';
-import { conditionOf, deviceConflicts, gangManifest, metricValue, phaseOf, taskSpec, waitFor, type GangShape } from './helpers/scheduling.ts';
+import { conditionOf, deviceConflicts, gangManifest, metricValue, phaseOf, taskSpec, type GangShape } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const NS = 'default';
 const GANGS_PER_ROUND = 30;

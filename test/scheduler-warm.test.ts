@@ -7,7 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestControlPlane, type TestControlPlane } from './helpers/controlplane.ts';
-import { conditionOf, deviceConflicts, gangManifest, phaseOf, taskSpec, waitFor } from './helpers/scheduling.ts';
+import { conditionOf, deviceConflicts, gangManifest, phaseOf, taskSpec } from './helpers/scheduling.ts';
+import { waitFor } from './helpers/wait.ts';
 import { GangSchedulingGroup, InferenceService, Node, Task, VRAMPool } from '../src/api/kinds/index.ts';
 import type { KubeObject } from '../src/api/meta.ts';
 import { FLEET_SMALL_PATH } from '../src/fleet/index.ts';

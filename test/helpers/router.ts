@@ -1,19 +1,9 @@
 // What the router's tests share: a scripted fake OpenAI backend that records what reaches it
-// (path, raw bytes, parsed body, headers, whether the router cut the request), a raw one
-// that sends any bytes at all, and polling.
+// (path, raw bytes, parsed body, headers, whether the router cut the request), and a raw
+// one that sends any bytes at all.
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `check` every 10 ms; throws after `ms` (a safety net, never a timing assertion). */
-export async function until(check: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+import { waitFor } from './wait.ts';
 
 export interface FakeRequest {
   path: string;
@@ -158,7 +148,7 @@ export async function rawServer(respond: (s: Socket, req: RawRequest) => unknown
     requests,
     sockets,
     closed: async (n) => {
-      await until(() => closedPromises.length > n, `connection ${n}`);
+      await waitFor(`connection ${n}`, () => closedPromises.length > n);
       await closedPromises[n];
     },
     close: async () => {
