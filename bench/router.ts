@@ -29,7 +29,8 @@ import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { leastLoadedIndex } from '../src/router/load.ts';
 import { createPolicy, POLICY_NAMES, type PolicyName } from '../src/router/policies/registry.ts';
-import { INDEX_SOURCES, MOONCAKE_BLOCK_TOKENS, parseMooncakeTrace, scaleArrivals, simulate, upperBound, type IndexSource, type SimRequest, type SimResult } from '../src/router/simulate.ts';
+import { INDEX_SOURCES, IndexSource } from '../src/api/kinds/contentrouter.ts';
+import { MOONCAKE_BLOCK_TOKENS, parseMooncakeTrace, scaleArrivals, simulate, upperBound, type SimRequest, type SimResult } from '../src/router/simulate.ts';
 import type { RoutingPolicy } from '../src/router/types.ts';
 import { commandLine, machine } from './api-main.ts';
 import { argHelpers } from './lib/args.ts';
@@ -50,7 +51,7 @@ const USAGE = `usage: npx k8s4ai bench router [options]
   --cache-blocks LIST   KV cache per replica in ${MOONCAKE_BLOCK_TOKENS}-token blocks (default ${CACHE_SIZES.join(',')})
   --rate-scale X        arrival rate multiplier (default: calibrated so round-robin is ${TARGET_BUSY * 100}% busy)
   --policy LIST         policies (default ${POLICY_NAMES.join(',')})
-  --index SOURCE        what the router's index learns from: ${INDEX_SOURCES.join(' or ')} (default history)
+  --index SOURCE        what the router's index learns from: ${INDEX_SOURCES.join(' or ')} (default ${IndexSource.History})
   --json FILE           report (default bench/results/router.json)
   -h, --help            this text
 `;
@@ -142,7 +143,7 @@ export async function run(rest: string[]): Promise<void> {
     'cache-blocks': { type: 'string', default: CACHE_SIZES.join(',') },
     'rate-scale': { type: 'string' },
     policy: { type: 'string', default: POLICY_NAMES.join(',') },
-    index: { type: 'string', default: 'history' },
+    index: { type: 'string', default: IndexSource.History },
     json: { type: 'string' },
   });
   if (!v) return;

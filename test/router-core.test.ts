@@ -428,7 +428,7 @@ describe('simulate', () => {
 
   it('with KV events the router index tracks the replica caches exactly', () => {
     const requests = conversations({ count: 400, rate: 2, shared: 1, seed: 3 });
-    const r = simulate(requests, { policy: 'k8s4ai', replicas: 3, cacheBlocks: 200, blockTokens: BT, indexSource: 'kv-events', perRequest: true });
+    const r = simulate(requests, { policy: 'k8s4ai', replicas: 3, cacheBlocks: 200, blockTokens: BT, indexSource: 'KVEvents', perRequest: true });
     // Prefills start in arrival order here (low load), so at each send the index = the cache.
     const differ = r.results!.filter((x) => x.routedMatchedBlocks !== x.cachedBlocks).length;
     assert.ok(differ <= requests.length * 0.02, `${differ} predictions off`);

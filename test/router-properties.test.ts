@@ -15,6 +15,7 @@ import { blockHashes, CHARS_PER_TOKEN, promptBlocks } from '../src/router/prompt
 import { BlockLru, entryBytes, PrefixIndex } from '../src/router/prefix-index.ts';
 import { POLICY_NAMES } from '../src/router/policies/registry.ts';
 import { simulate, upperBound, type SimRequest } from '../src/router/simulate.ts';
+import { INDEX_SOURCES } from '../src/api/kinds/contentrouter.ts';
 
 // ---- a reference LRU -----------------------------------------------------------------------
 
@@ -220,7 +221,7 @@ const workloadArb = fc.array(
 describe('simulate properties', () => {
   it('conserves requests and tokens, and no policy beats the upper bound', () => {
     fc.assert(
-      fc.property(workloadArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 40 }), fc.constantFrom(...POLICY_NAMES), fc.constantFrom('history' as const, 'kv-events' as const), (requests, replicas, cacheBlocks, policy, indexSource) => {
+      fc.property(workloadArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 40 }), fc.constantFrom(...POLICY_NAMES), fc.constantFrom(...INDEX_SOURCES), (requests, replicas, cacheBlocks, policy, indexSource) => {
         const r = simulate(requests, { policy, replicas, cacheBlocks, blockTokens: 512, indexSource, perRequest: true });
         const ub = upperBound(requests, 512);
         assert.ok(r.blockHitRate <= ub.blockHitRate + 1e-12);

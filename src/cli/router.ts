@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import { parseDuration } from '../api/duration.ts';
 import { parseQuantity, NANO_PER_UNIT } from '../api/quantity.ts';
 import { createLogger } from '../lib/logger.ts';
-import { startRouter, IndexSource, type RouterConfig, type RouterOptions } from '../router/server.ts';
+import { startRouter, type RouterConfig, type RouterOptions } from '../router/server.ts';
+import { INDEX_SOURCES, type IndexSource } from '../api/kinds/contentrouter.ts';
 import { isPolicyName, POLICY_NAMES, type PolicyOptions } from '../router/policies/registry.ts';
 import { loadTenantsFile, parseTenantFlags, type TenantSpec } from '../router/tenants.ts';
 import { clientFor, type GlobalOptions } from './context.ts';
@@ -100,8 +101,8 @@ export function routerOptionsFromFlags(o: RouterCommandOptions): RouterOptions {
       throw new CliError(`--max-body: ${(err as Error).message}`);
     }
   }
-  if (o.indexSource !== undefined && !Object.values(IndexSource).includes(o.indexSource as IndexSource)) {
-    throw new CliError(`--index-source must be ${Object.values(IndexSource).join(' or ')}, not "${o.indexSource}"`);
+  if (o.indexSource !== undefined && !INDEX_SOURCES.includes(o.indexSource as IndexSource)) {
+    throw new CliError(`--index-source must be ${INDEX_SOURCES.join(' or ')}, not "${o.indexSource}"`);
   }
   const policyOptions: PolicyOptions = {};
   if (o.loadBound !== undefined) {

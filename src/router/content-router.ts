@@ -18,7 +18,7 @@ import type { ContentRouterSpec } from '../api/kinds/contentrouter.ts';
 import { parseDuration } from '../api/duration.ts';
 import { parseQuantity, NANO_PER_UNIT } from '../api/quantity.ts';
 import type { PolicyOptions } from './policies/registry.ts';
-import { RouterConfigError, RouterConfigErrorCode, DEFAULT_ROUTER_CONFIG, type Router, type RouterConfig, type IndexSource } from './server.ts';
+import { RouterConfigError, RouterConfigErrorCode, DEFAULT_ROUTER_CONFIG, type Router, type RouterConfig } from './server.ts';
 
 /** The label the scheduler puts on an InferenceService's Tasks. */
 export const LABEL_SERVICE = 'k8s4ai.io/inferenceservice';
@@ -66,7 +66,7 @@ export function configFromSpec(spec: ContentRouterSpec, uid: string): RouterConf
     policyOptions,
     blockTokens: spec.routing?.blockSize ?? d.blockTokens,
     indexCapacityBlocks: spec.index?.capacityBlocks ?? d.indexCapacityBlocks,
-    indexSource: (spec.index?.source ?? d.indexSource) as IndexSource,
+    indexSource: spec.index?.source ?? d.indexSource,
     tenants: (spec.tenants ?? []).map((t) => ({ ...t, apiKeyHashes: [...t.apiKeyHashes] })),
     saltSecret: uid,
     retries: spec.retries ?? d.retries,

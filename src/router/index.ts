@@ -8,14 +8,13 @@ export { createPolicy, isPolicyName, POLICIES, POLICY_NAMES, type PolicyModule, 
 export { K8S4AI_DEFAULTS, type K8s4aiOptions } from './policies/k8s4ai/index.ts';
 export { SGLANG_DEFAULTS, type SglangOptions } from './policies/sglang/index.ts';
 export { LLMD_DEFAULTS, type LlmdOptions } from './policies/llm-d/index.ts';
+export { INDEX_SOURCES, IndexSource } from '../api/kinds/contentrouter.ts';
 export {
-  INDEX_SOURCES,
   MOONCAKE_BLOCK_TOKENS,
   parseMooncakeTrace,
   scaleArrivals,
   simulate,
   upperBound,
-  type IndexSource,
   type ReplicaStats,
   type SimRequest,
   type SimRequestResult,

@@ -21,6 +21,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server, t
 import { Inbound, type FastPathHandler, type FastResponse, type ProxyHeaders } from './inbound.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { IndexSource, INDEX_SOURCES } from '../api/kinds/contentrouter.ts';
 import { promptBlocks } from './prompt.ts';
 import type { RouteRequest, RoutingPolicy } from './types.ts';
 import { PrefixIndex } from './prefix-index.ts';
@@ -61,8 +62,6 @@ export class RouterConfigError extends Error {
   }
 }
 
-export const IndexSource = { History: 'History', KVEvents: 'KVEvents' } as const;
-export type IndexSource = (typeof IndexSource)[keyof typeof IndexSource];
 
 /** Everything a router's behaviour depends on; a ContentRouter's spec maps onto it. */
 export interface RouterConfig {
@@ -303,7 +302,7 @@ function validateConfig(c: RouterConfig): void {
   for (const [k, v] of [['connect', c.connectTimeoutMs], ['firstToken', c.firstTokenTimeoutMs], ['idle', c.idleTimeoutMs]] as const) {
     if (!(v > 0)) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `timeouts.${k} must be > 0`);
   }
-  if (c.indexSource !== IndexSource.History && c.indexSource !== IndexSource.KVEvents) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `index source must be History or KVEvents, not ${c.indexSource}`);
+  if (!INDEX_SOURCES.includes(c.indexSource)) throw new RouterConfigError(RouterConfigErrorCode.INVALID, `index source must be ${INDEX_SOURCES.join(' or ')}, not ${c.indexSource}`);
 }
 
 class RouterCore implements Router {

@@ -8,7 +8,7 @@
 //     own load view (LoadTracker: in flight, and outstanding prefill = the index's estimate
 //     of the uncached prompt tokens, added at send, removed at the first token) and its
 //     PrefixIndex. The index learns from routing history (`record` at send, the default) or
-//     from the replicas' KV events (`indexSource: 'kv-events'`: stored/removed as the replica
+//     from the replicas' KV events (`indexSource: KVEvents`: stored/removed as the replica
 //     caches change, delivered instantly). Its capacity defaults to the replica cache size.
 //   - Replica: a FIFO prefill server. When a request reaches its head the replica looks up
 //     the longest contiguous prefix of the request's blocks in its own KV cache (an LRU of
@@ -24,6 +24,7 @@
 //   - Busy fraction of a replica = prefill-server busy seconds / (last prefill end − first
 //     arrival): the prefill server is the bottleneck the calibration in bench/router.ts
 //     targets.
+import { IndexSource } from '../api/kinds/contentrouter.ts';
 import type { EngineTimeModel } from '../engine/model.ts';
 import { DEFAULT_TIME_MODEL } from '../engine/model.ts';
 import { cachedTokens, LoadTracker, type LoadTicket } from './load.ts';
@@ -40,8 +41,6 @@ export interface SimRequest {
   outputTokens: number;
 }
 
-export const INDEX_SOURCES = ['history', 'kv-events'] as const;
-export type IndexSource = (typeof INDEX_SOURCES)[number];
 
 export interface SimulateOptions {
   /** A policy instance (used as is: fresh state is the caller's business) or a registered name. */
@@ -57,7 +56,7 @@ export interface SimulateOptions {
   blockTokens: number;
   /** The engine time model; missing fields from DEFAULT_TIME_MODEL. */
   timeModel?: Partial<EngineTimeModel>;
-  /** What the router's index learns from. Default 'history'. */
+  /** What the router's index learns from. Default History. */
   indexSource?: IndexSource;
   /** Backend ids, one per replica. Default r0, r1, … */
   backendIds?: readonly string[];
@@ -235,7 +234,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulateOptio
   if (ids.length !== n || new Set(ids).size !== n) throw new RangeError('backendIds must name each replica once');
   const byId = new Map(ids.map((id, i) => [id, i]));
   const policy = typeof options.policy === 'string' ? createPolicy(options.policy, options.policyOptions) : options.policy;
-  const source: IndexSource = options.indexSource ?? 'history';
+  const source: IndexSource = options.indexSource ?? IndexSource.History;
   const index = new PrefixIndex({ capacityBlocks: options.indexBlocks ?? options.cacheBlocks });
   const tracker = new LoadTracker();
   for (const id of ids) tracker.add(id);
@@ -244,7 +243,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulateOptio
   let evicted: string[] = [];
   const replicas: Replica[] = ids.map((id) => ({
     id,
-    cache: new BlockLru(options.cacheBlocks, Infinity, source === 'kv-events' ? (k) => evicted.push(k) : undefined),
+    cache: new BlockLru(options.cacheBlocks, Infinity, source === IndexSource.KVEvents ? (k) => evicted.push(k) : undefined),
     prefillQueue: new Fifo(),
     prefilling: -1,
     decoding: 0,
@@ -279,7 +278,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulateOptio
     const matched = rep.cache.matchPrefix(req.blocks);
     evicted = [];
     rep.cache.touchTailFirst(req.blocks);
-    if (source === 'kv-events') {
+    if (source === IndexSource.KVEvents) {
       if (evicted.length) index.removed(rep.id, evicted);
       index.stored(rep.id, req.blocks);
     }
@@ -311,7 +310,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulateOptio
     if (r === undefined) throw new Error(`policy ${policy.name} chose unknown backend "${decision.backend}"`);
     const predicted = index.match(decision.backend, req.blocks);
     routed[i] = predicted;
-    if (source === 'history') index.record(decision.backend, req.blocks);
+    if (source === IndexSource.History) index.record(decision.backend, req.blocks);
     tickets[i] = tracker.sent(decision.backend, req.promptTokens - cachedTokens(routeReq, predicted));
     if (options.perRequest) reasons[i] = decision.reason;
     replicaOf[i] = r;

@@ -3,6 +3,11 @@ import { GROUP, VERSION, CATEGORIES, type KindDefinition } from '../kind.ts';
 
 export const RoutingPolicies = ['k8s4ai', 'round-robin', 'least-loaded', 'sglang', 'llm-d'] as const;
 
+/** What a router's prefix index learns from: its own routing history, or the engines' KV events. */
+export const IndexSource = { History: 'History', KVEvents: 'KVEvents' } as const;
+export type IndexSource = (typeof IndexSource)[keyof typeof IndexSource];
+export const INDEX_SOURCES = [IndexSource.History, IndexSource.KVEvents] as const;
+
 export const ContentRouterSpec = Struct({
   serviceName: Type.Optional(Type.String({ minLength: 1, description: 'The InferenceService whose ready Tasks are the backends.' })),
   backends: Type.Optional(Type.Array(Struct({ url: Type.String({ pattern: '^https?://' }) }), { description: 'A static backend list, for standalone use.' })),
@@ -18,7 +23,7 @@ export const ContentRouterSpec = Struct({
   })),
   index: Type.Optional(Struct({
     capacityBlocks: PositiveInt('Blocks remembered per backend (LRU).', { default: 100000 }),
-    source: StringEnum(['History', 'KVEvents'] as const, { default: 'History' }),
+    source: StringEnum(INDEX_SOURCES, { default: IndexSource.History }),
   })),
   tenants: Type.Optional(Type.Array(Struct({
     name: Type.String({ minLength: 1 }),
